@@ -1,0 +1,169 @@
+"""Experiment config: what a run does. YAML file + dotted CLI overrides into typed, frozen models.
+
+The resolved config is saved next to every output, so a result can be reproduced from it.
+Unknown keys are errors (a typo must never be silently ignored).
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from pneumo import storage
+from pneumo.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitConfig(_Section):
+    """How images are assigned to train / val / test."""
+
+    val_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    test_fraction: float = Field(0.2, ge=0.0, lt=1.0)
+    seed: int = 42
+    use_official: bool = Field(
+        True, description="Use the source's own split lists or folders when they exist."
+    )
+
+    @model_validator(mode="after")
+    def _fractions(self) -> SplitConfig:
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError("val_fraction + test_fraction must leave images for training")
+        return self
+
+
+class PrepareConfig(_Section):
+    """Validation, decoding and caching of images."""
+
+    image_size: int = Field(256, ge=16, le=4096, description="Side of the cached square image.")
+    resize: Literal["pad", "stretch", "crop"] = Field(
+        "pad",
+        description=(
+            "pad: keep aspect ratio, fit the long side, centre on black; stretch: ignore aspect "
+            "ratio; crop: keep aspect ratio, fill the square, cut the long side's ends."
+        ),
+    )
+    shard_size: int = Field(1024, ge=1, description="Images per cache shard.")
+    max_pixels: int = Field(
+        178_956_970, ge=1, description="Images with more pixels are refused (decompression bombs)."
+    )
+    undersample: bool = Field(
+        False, description="Seed tutorial's 50/50 undersampling of the training split."
+    )
+    strict: bool = Field(False, description="Make every data problem fatal.")
+    metadata_only: bool | None = Field(
+        None, description="Skip images; None decides from whether the dataset has any."
+    )
+
+
+class SyntheticConfig(_Section):
+    """The seeded generator behind `pneumo fetch synthetic`."""
+
+    patients: int = Field(100, ge=2)
+    max_images_per_patient: int = Field(3, ge=1)
+    image_size: int = Field(512, ge=64, le=4096)
+    prevalence: float = Field(0.35, gt=0.0, lt=1.0, description="Share of images with Pneumonia.")
+    seed: int = 0
+
+
+class ExperimentConfig(_Section):
+    """Everything a run does; where it runs comes from :class:`pneumo.settings.Settings`."""
+
+    split: SplitConfig = SplitConfig()
+    prepare: PrepareConfig = PrepareConfig()
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is a value, not a section")
+        node = child
+    node[keys[-1]] = value
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+    keys: list[str] = []
+    for name, field in model.model_fields.items():
+        keys.append(prefix + name)
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.extend(_known_keys(ann, prefix + name + "."))
+    return keys
+
+
+def _explain(err: ValidationError, source: str) -> ConfigError:
+    known = _known_keys(ExperimentConfig)
+    lines = []
+    for item in err.errors():
+        where = ".".join(str(p) for p in item["loc"])
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            close = difflib.get_close_matches(where, known, n=1)
+            msg = "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+        lines.append(f"  {where}: {msg}")
+    return ConfigError(
+        f"invalid config ({source}):\n" + "\n".join(lines),
+        hint="fix the key or value; `pneumo config` prints every key with its default",
+    )
+
+
+def parse_overrides(overrides: list[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(
+                f"override {item!r} is not KEY=VALUE", hint="write e.g. prepare.image_size=128"
+            )
+        key, raw = item.split("=", 1)
+        _set_dotted(tree, key.strip(), yaml.safe_load(raw) if raw else None)
+    return tree
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(path: str | None = None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Defaults, then the YAML file at ``path`` (any fsspec URL), then ``overrides``."""
+    tree: dict[str, Any] = {}
+    source = "defaults"
+    if path:
+        try:
+            loaded = yaml.safe_load(storage.read_text(path)) or {}
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections")
+        tree, source = loaded, path
+    if overrides:
+        tree = _merge(tree, parse_overrides(overrides))
+        source += " + overrides"
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise _explain(err, source) from None
+
+
+def dump_config(config: BaseModel) -> str:
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def save_config(config: BaseModel, url: str) -> None:
+    storage.write_text(url, dump_config(config))
