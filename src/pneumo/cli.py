@@ -1,0 +1,203 @@
+"""The `pneumo` command line. Each command parses its options and calls one library function."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from pneumo.errors import PneumoError
+
+app = typer.Typer(
+    name="pneumo",
+    help="Pneumonia detection on chest X-rays: fetch, prepare, explore (train and serve follow).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+fetch_app = typer.Typer(
+    help="Get a dataset and register it (see `pneumo datasets`).", no_args_is_help=True
+)
+app.add_typer(fetch_app, name="fetch")
+
+ConfigOpt = Annotated[
+    str | None, typer.Option("--config", "-c", help="Experiment config YAML (path or URL).")
+]
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Dotted overrides, e.g. prepare.image_size=128 split.seed=1.", show_default=False
+    ),
+]
+NameOpt = Annotated[str | None, typer.Option("--name", help="Name to register the dataset under.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+@app.callback()
+def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
+    )
+
+
+@fetch_app.command("synthetic")
+def fetch_synthetic(
+    name: Annotated[str, typer.Option(help="Dataset name.")] = "synthetic",
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate a seeded SYNTHETIC chest-radiograph-like dataset in the NIH layout (no download)."""
+    from pneumo import storage
+    from pneumo.config import load_config
+    from pneumo.data import registry, synthetic
+    from pneumo.settings import get_settings
+
+    settings = get_settings()
+    cfg = load_config(config, overrides)
+    dest = storage.join(settings.data, registry.check_name(name))
+    count = synthetic.generate(dest, cfg.synthetic, settings=settings, progress=not quiet)
+    entry = registry.register(dest, source="synthetic", name=name, settings=settings)
+    typer.echo(f"synthetic dataset '{entry.name}': {count} images at {entry.location}")
+
+
+@fetch_app.command("local")
+def fetch_local(
+    path: Annotated[
+        str, typer.Argument(help="Folder in NIH or Kermany layout, or an NIH label file.")
+    ],
+    name: NameOpt = None,
+) -> None:
+    """Register an existing dataset without copying it (layout detected)."""
+    from pneumo.data import registry
+
+    entry = registry.register(path, source="local", name=name)
+    typer.echo(f"registered '{entry.name}' ({entry.layout} layout) at {entry.location}")
+
+
+def _fetch_remote(
+    source: str, parts: list[int] | None, mirror: str | None, name: str | None
+) -> None:
+    from pneumo.data.fetch import fetch_remote
+
+    entry = fetch_remote(source, parts=parts, mirror=mirror, name=name)  # type: ignore[arg-type]
+    typer.echo(f"fetched '{entry.name}' ({entry.layout} layout) at {entry.location}")
+
+
+MirrorOpt = Annotated[
+    str | None, typer.Option(help="Base URL of a mirror holding the same file names.")
+]
+
+
+@fetch_app.command("nih")
+def fetch_nih(
+    parts: Annotated[
+        str | None, typer.Option(help="Archives to take, e.g. '1,2' or '1-3' (of 12); default all.")
+    ] = None,
+    mirror: MirrorOpt = None,
+    name: NameOpt = None,
+) -> None:
+    """Download NIH ChestX-ray14 (resumable, verified) and extract it in the NIH layout."""
+    _fetch_remote("nih", _parse_parts(parts), mirror, name)
+
+
+@fetch_app.command("kermany")
+def fetch_kermany(mirror: MirrorOpt = None, name: NameOpt = None) -> None:
+    """Download the Kermany pediatric set (Mendeley Data, CC BY 4.0) in the Kermany layout."""
+    _fetch_remote("kermany", None, mirror, name)
+
+
+def _parse_parts(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for piece in text.split(","):
+            lo, _, hi = piece.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise PneumoError(f"--parts {text!r} is not a list like '1,2' or '1-3'") from None
+    return out
+
+
+@app.command("datasets")
+def datasets() -> None:
+    """List registered datasets (the current one is starred)."""
+    from pneumo.data import registry
+
+    current, known = registry.list_datasets()
+    if not known:
+        typer.echo("no datasets yet: try `pneumo fetch synthetic`")
+    for d in known:
+        star = "*" if d.name == current else " "
+        typer.echo(f"{star} {d.name:<24} {d.layout:<8} {d.source:<10} {d.location}")
+
+
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option("--dataset", "-d", help="Dataset name or path; default: the last fetched."),
+]
+
+
+@app.command("prepare")
+def prepare(
+    dataset: DatasetOpt = None,
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    strict: Annotated[bool, typer.Option(help="Make every data problem fatal.")] = False,
+    metadata_only: Annotated[
+        bool, typer.Option("--metadata-only", help="Use the label file only, no images.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Validate, split and cache a dataset; write its manifest and data card."""
+    from pneumo.config import load_config
+    from pneumo.data import registry
+    from pneumo.data.prepare import prepare as run_prepare
+    from pneumo.reporting import summarize_prepare
+
+    extra = list(overrides or [])
+    if strict:
+        extra.append("prepare.strict=true")
+    if metadata_only:
+        extra.append("prepare.metadata_only=true")
+    cfg = load_config(config, extra)
+    entry = registry.resolve(dataset)
+    result = run_prepare(entry, cfg, progress=not quiet)
+    typer.echo(summarize_prepare(result))
+
+
+@app.command("eda")
+def eda(
+    dataset: DatasetOpt = None,
+    out: Annotated[str | None, typer.Option(help="Where to write the HTML report.")] = None,
+) -> None:
+    """Write a self-contained HTML report on a prepared dataset."""
+    from pneumo.data import registry
+    from pneumo.eda.run import run_eda
+
+    url = run_eda(registry.resolve(dataset), out=out)
+    typer.echo(f"EDA report: {url}")
+
+
+@app.command("config")
+def show_config(config: ConfigOpt = None, overrides: Overrides = None) -> None:
+    """Print the resolved experiment config (defaults, file, overrides) as YAML."""
+    from pneumo.config import dump_config, load_config
+
+    typer.echo(dump_config(load_config(config, overrides)), nl=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except PneumoError as exc:
+        typer.secho(f"error: {exc.message}", fg="red", err=True)
+        if exc.hint:
+            typer.echo(f"  hint: {exc.hint}", err=True)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted; finished work is kept, re-run to resume", err=True)
+        raise SystemExit(130) from None

@@ -1,0 +1,41 @@
+"""Human-readable summaries of what a command did, for the terminal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pneumo.data.prepare import PrepareResult
+
+
+def summarize_prepare(result: PrepareResult) -> str:
+    card = result.card
+    totals = card["totals"]
+    lines = []
+    if result.up_to_date:
+        lines.append(f"up to date: inputs and config unchanged since the last run ({result.out})")
+    lines.append(
+        f"{card['dataset']}: {totals['images']:,} images"
+        + (f", {totals['patients']:,} patients" if totals.get("patients") is not None else "")
+        + f", {totals['pneumonia']:,} with Pneumonia ({card['mode']})"
+    )
+    lines.append(f"split: {card['split_method']}")
+    for split, s in card["splits"].items():
+        patients = f", {s['patients']:,} patients" if s.get("patients") is not None else ""
+        prevalence = f"{s['prevalence']:.1%}" if s.get("prevalence") is not None else "n/a"
+        lines.append(
+            f"  {split:<5} {s['images']:>7,} images{patients}, {s['pneumonia']:,} positive ({prevalence})"
+        )
+    probs = card["problems"]
+    if probs["total"]:
+        lines.append(f"{probs['total']} problem(s), left out of the manifest:")
+        lines.extend(f"  {n:>5}  {reason}" for reason, n in probs["by_reason"].items())
+        lines.extend(
+            f"    {e['file']}: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
+            for e in probs["examples"][:10]
+        )
+        lines.append(f"  all of them: {result.out}/problems.csv")
+    lines.extend(f"note: {n}" for n in card.get("notes", []))
+    lines.append(f"manifest: {result.manifest}")
+    lines.append(f"data card: {result.out}/data_card.json")
+    return "\n".join(lines)
