@@ -1,0 +1,76 @@
+"""Shared fixtures: an isolated PNEUMO_ROOT per test, image-file makers, the real-data folder."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def pneumo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own PNEUMO_ROOT and no PNEUMO_ settings from the caller's shell."""
+    for key in list(os.environ):
+        if key.startswith("PNEUMO_") and key != "PNEUMO_TEST_DATA":
+            monkeypatch.delenv(key)
+    root = tmp_path / "pneumo-root"
+    monkeypatch.setenv("PNEUMO_ROOT", str(root))
+    yield root
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """../shared/data (or $PNEUMO_TEST_DATA); the test is skipped when it is absent."""
+    path = Path(os.environ.get("PNEUMO_TEST_DATA", REPO.parent / "shared" / "data"))
+    if not (path / "nih-sample").is_dir():
+        pytest.skip(f"real data not found at {path} (set PNEUMO_TEST_DATA)")
+    return path
+
+
+def gradient(size: int = 64, seed: int = 0) -> np.ndarray:
+    """A deterministic 8-bit test image with structure (so resizing bugs show)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size]
+    base = (x * 255 // max(size - 1, 1) + y * 3) % 256
+    return np.clip(base + rng.integers(-8, 8, size=(size, size)), 0, 255).astype(np.uint8)
+
+
+def png_bytes(image: Image.Image, **params: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", **params)
+    return buf.getvalue()
+
+
+NIH_HEADER = (
+    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
+    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
+)
+
+
+def label_row(image_id: str, patient: int, pneumonia: bool, size: int = 64) -> str:
+    findings = "Pneumonia" if pneumonia else "No Finding"
+    sex, view = ("M", "PA") if patient % 2 else ("F", "AP")
+    return f"{image_id},{findings},0,{patient},{20 + patient % 60},{sex},{view},{size},{size},0.14,0.14"
+
+
+def write_nih_dataset(root: Path, n: int, size: int = 64, seed: int = 0) -> list[str]:
+    """n distinct 8-bit PNGs in NIH layout (images/ + label CSV), one patient per image."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rows, ids = [NIH_HEADER], []
+    for i in range(n):
+        image_id = f"{i + 1:08d}_000.png"
+        noise = rng.integers(0, 40, size=(size, size))
+        pixels = np.clip(gradient(size, seed=i).astype(int) // 2 + noise, 0, 255).astype(np.uint8)
+        Image.fromarray(pixels).save(root / "images" / image_id)
+        rows.append(label_row(image_id, i + 1, pneumonia=i % 3 == 0, size=size))
+        ids.append(image_id)
+    (root / "Data_Entry_2017.csv").write_text("\n".join(rows) + "\n")
+    return ids

@@ -1,0 +1,48 @@
+"""Experiment config: defaults, YAML, dotted overrides, and typo errors that help."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pneumo.config import ExperimentConfig, dump_config, load_config
+from pneumo.errors import ConfigError
+
+
+def test_defaults_file_and_overrides_layer(tmp_path: Path) -> None:
+    path = tmp_path / "exp.yaml"
+    path.write_text("prepare:\n  image_size: 128\nsplit:\n  seed: 7\n")
+    cfg = load_config(str(path), ["split.seed=9", "prepare.resize=crop"])
+    assert cfg.prepare.image_size == 128
+    assert cfg.split.seed == 9
+    assert cfg.prepare.resize == "crop"
+    assert cfg.split.val_fraction == ExperimentConfig().split.val_fraction
+
+
+def test_dump_round_trips(tmp_path: Path) -> None:
+    cfg = load_config(None, ["prepare.shard_size=16"])
+    path = tmp_path / "saved.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(str(path)) == cfg
+
+
+def test_typo_is_an_error_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["prepare.imag_size=128"])
+    assert "prepare.imag_size" in str(err.value)
+    assert "did you mean 'prepare.image_size'" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["prepare.image_size=big", "split.val_fraction=0.85", "prepare.resize=squash", "noequals"],
+)
+def test_bad_values_are_errors(override: str) -> None:
+    with pytest.raises(ConfigError):
+        load_config(None, [override])
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "nope.yaml"))
