@@ -14,8 +14,12 @@ def summarize_prepare(result: PrepareResult) -> str:
     lines = []
     if result.up_to_date:
         lines.append(f"up to date: inputs and config unchanged since the last run ({result.out})")
+    if totals.get("quarantined"):
+        lines.append(
+            f"{totals['listed']:,} images listed, {totals['quarantined']:,} quarantined (see below)"
+        )
     lines.append(
-        f"{card['dataset']}: {totals['images']:,} images"
+        f"{card['dataset']}: {totals['images']:,} usable images"
         + (f", {totals['patients']:,} patients" if totals.get("patients") is not None else "")
         + f", {totals['pneumonia']:,} with Pneumonia ({card['mode']})"
     )

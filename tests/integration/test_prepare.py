@@ -119,6 +119,9 @@ def test_undersampling_option(tmp_path: Path) -> None:
     result = prepare(entry, load_config(None, ["prepare.undersample=true"]), progress=False)
     train = _manifest(result.out).query("split == 'train'")
     assert train[schema.LABEL].sum() * 2 == len(train)
+    totals = result.card["totals"]
+    assert totals["quarantined"] == 0
+    assert totals["images"] + totals["undersampled_out"] == totals["listed"] == 30
 
 
 def test_metadata_only_needs_no_images(tmp_path: Path) -> None:
@@ -129,7 +132,13 @@ def test_metadata_only_needs_no_images(tmp_path: Path) -> None:
     entry = registry.register(str(label), source="local", name="labels")
     result = prepare(entry, load_config(), progress=False)
     assert result.card["mode"] == "metadata-only"
-    assert result.card["totals"] == {"images": 80, "patients": 80, "pneumonia": 20}
+    assert result.card["totals"] == {
+        "listed": 80,
+        "quarantined": 0,
+        "images": 80,
+        "patients": 80,
+        "pneumonia": 20,
+    }
     assert schema.SHARD not in _manifest(result.out)
 
 

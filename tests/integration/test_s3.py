@@ -50,7 +50,10 @@ def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
 
 def _pneumo(*args: str) -> str:
     proc = subprocess.run(
-        [sys.executable, "-m", "pneumo", *args], env=dict(os.environ), capture_output=True, text=True
+        [sys.executable, "-m", "pneumo", *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
@@ -67,14 +70,20 @@ def test_prepare_reads_and_writes_s3(s3_env: dict[str, str], tmp_path: Path) -> 
 
     _pneumo("fetch", "local", "s3://pneumo-test/raw/ds")
     out = _pneumo("prepare", "--quiet", "prepare.image_size=32", "prepare.shard_size=8")
-    assert "24 images" in out
+    assert "24 usable images" in out
     again = _pneumo("prepare", "--quiet", "prepare.image_size=32", "prepare.shard_size=8")
     assert again.startswith("up to date")
     _pneumo("eda")
 
     prepared = "pneumo-test/work/prepared/ds"
     names = {p.rsplit("/", 1)[1] for p in fs.find(prepared)}
-    assert {"manifest.parquet", "data_card.json", "problems.csv", "prepare.json", "eda.html"} <= names
+    assert {
+        "manifest.parquet",
+        "data_card.json",
+        "problems.csv",
+        "prepare.json",
+        "eda.html",
+    } <= names
     assert not [n for n in names if ".tmp-" in n]
     with fs.open(f"{prepared}/manifest.parquet", "rb") as fh:
         manifest = pd.read_parquet(fh)

@@ -46,7 +46,10 @@ def build_card(
     problems: dict[str, Any],
     notes: list[str],
     config: dict[str, Any],
+    listed: int,
+    undersampled: int = 0,
 ) -> dict[str, Any]:
+    """``listed`` counts the images the source lists; ``totals.images`` those that are usable."""
     has_patients = bool(frame[schema.PATIENT_ID].notna().any())
     splits: dict[str, dict[str, Any]] = {}
     for split in schema.SPLITS:
@@ -70,6 +73,9 @@ def build_card(
         "pneumo_version": __version__,
         "manifest_hash": manifest_hash(frame),
         "totals": {
+            "listed": listed,
+            "quarantined": listed - len(frame) - undersampled,
+            **({"undersampled_out": undersampled} if undersampled else {}),
             "images": len(frame),
             "patients": int(frame[schema.PATIENT_ID].nunique()) if has_patients else None,
             "pneumonia": int(frame[schema.LABEL].sum()),

@@ -29,6 +29,7 @@ class Inventory:
     patient_grouped: bool
     official: pd.Series | None  # "train_val" / "test" per row from the source, if it has them
     fingerprint: str  # changes when any input (label file, list, image file) changes
+    listed: int  # images the source lists: usable label rows (NIH) or image files (Kermany)
     problems: list[Problem] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -71,6 +72,7 @@ def _nih(layout: Layout, metadata_only: bool | None, settings: Settings | None) 
         for key, url in lists.items():
             inputs[key] = ":".join(map(str, storage.size_and_mtime(url, settings)))
 
+    listed = len(frame)
     if has_images:
         by_name: dict[str, str] = {}
         for rel in images:
@@ -111,6 +113,7 @@ def _nih(layout: Layout, metadata_only: bool | None, settings: Settings | None) 
         True,
         None if official is None else official.reset_index(drop=True),
         _digest(inputs),
+        listed,
         problems,
         notes,
     )
@@ -142,6 +145,7 @@ def _kermany(layout: Layout, metadata_only: bool | None, settings: Settings | No
         False,
         official,
         _digest(dict(zip(frame[schema.IMAGE_ID], frame["stamp"], strict=True))),
+        len(frame),
         [],
         notes,
     )

@@ -226,8 +226,10 @@ def prepare(
     frame, method, found = _assign_splits(inv, config)
     all_problems = [*inv.problems, *found]
     check_no_patient_overlap(frame)
+    before = len(frame)
     if config.prepare.undersample:
         frame = undersample(frame, config.split.seed)
+    undersampled = before - len(frame)
     mode = "images" if inv.has_images else "metadata-only"
     if inv.has_images:
         spec = ImageSpec(
@@ -245,7 +247,7 @@ def prepare(
         listing = "\n".join(f"  {p}" for p in all_problems[:20])
         raise DataError(
             f"{len(all_problems)} data problem(s) in {dataset.name} (strict mode):\n{listing}",
-            hint=f"fix them, or run without --strict to quarantine them; all are in {out}/problems.csv",
+            hint=f"fix them, or drop --strict to quarantine them; all are in {out}/problems.csv",
         )
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
@@ -253,7 +255,8 @@ def prepare(
     data_card = card.build_card(
         frame, dataset=dataset.__dict__, mode=mode, split_method=method,
         patient_grouped=inv.patient_grouped, problems=problems.summary(all_problems),
-        notes=inv.notes, config=config.model_dump(mode="json"),
+        notes=inv.notes, config=config.model_dump(mode="json"), listed=inv.listed,
+        undersampled=undersampled,
     )  # fmt: skip
     storage.write_text(card_url, json.dumps(data_card, indent=2), settings)
     storage.write_text(storage.join(out, "config.yaml"), dump_config(config), settings)
