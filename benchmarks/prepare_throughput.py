@@ -67,6 +67,10 @@ def run_cli(dataset: str, n_images: int) -> float:
         return n_images / (time.perf_counter() - start)
 
 
+def _runs(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
 def main() -> None:
     default = Path(os.environ.get("PNEUMO_TEST_DATA", "../shared/data")) / "nih-sample"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -84,12 +88,8 @@ def main() -> None:
         pipe.append(run_pipeline(args.dataset, len(files)))
         cli.append(run_cli(args.dataset, len(files)))
     b, p, c = max(bare), max(pipe), max(cli)
-    print(
-        f"bare Pillow decode+resize : {b:8.1f} images/s  (runs: {', '.join(f'{x:.1f}' for x in bare)})"
-    )
-    print(
-        f"pneumo prepare (library)  : {p:8.1f} images/s  (runs: {', '.join(f'{x:.1f}' for x in pipe)})"
-    )
+    print(f"bare Pillow decode+resize : {b:8.1f} images/s  (runs: {_runs(bare)})")
+    print(f"pneumo prepare (library)  : {p:8.1f} images/s  (runs: {_runs(pipe)})")
     print(f"pneumo prepare (CLI)      : {c:8.1f} images/s  (process start included)")
     print(f"ratio prepare/bare        : {p / b:8.3f}  (target >= 0.8)")
     print(f"ratio CLI/bare            : {c / b:8.3f}")

@@ -39,7 +39,8 @@ def gradient(size: int = 64, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:size, 0:size]
     base = (x * 255 // max(size - 1, 1) + y * 3) % 256
-    return np.clip(base + rng.integers(-8, 8, size=(size, size)), 0, 255).astype(np.uint8)
+    noisy: np.ndarray = np.clip(base + rng.integers(-8, 8, size=(size, size)), 0, 255)
+    return noisy.astype(np.uint8)
 
 
 def png_bytes(image: Image.Image, **params: object) -> bytes:
@@ -57,7 +58,8 @@ NIH_HEADER = (
 def label_row(image_id: str, patient: int, pneumonia: bool, size: int = 64) -> str:
     findings = "Pneumonia" if pneumonia else "No Finding"
     sex, view = ("M", "PA") if patient % 2 else ("F", "AP")
-    return f"{image_id},{findings},0,{patient},{20 + patient % 60},{sex},{view},{size},{size},0.14,0.14"
+    age = 20 + patient % 60
+    return f"{image_id},{findings},0,{patient},{age},{sex},{view},{size},{size},0.14,0.14"
 
 
 def write_nih_dataset(root: Path, n: int, size: int = 64, seed: int = 0) -> list[str]:

@@ -27,9 +27,8 @@ def summarize_prepare(result: PrepareResult) -> str:
     for split, s in card["splits"].items():
         patients = f", {s['patients']:,} patients" if s.get("patients") is not None else ""
         prevalence = f"{s['prevalence']:.1%}" if s.get("prevalence") is not None else "n/a"
-        lines.append(
-            f"  {split:<5} {s['images']:>7,} images{patients}, {s['pneumonia']:,} positive ({prevalence})"
-        )
+        positives = f"{s['pneumonia']:,} positive ({prevalence})"
+        lines.append(f"  {split:<5} {s['images']:>7,} images{patients}, {positives}")
     probs = card["problems"]
     if probs["total"]:
         lines.append(f"{probs['total']} problem(s), left out of the manifest:")

@@ -20,6 +20,7 @@ from pneumo.data import registry, schema
 from pneumo.data.cache import CacheReader
 from pneumo.data.prepare import prepare
 from pneumo.errors import DataError
+from pneumo.settings import get_settings
 from tests.conftest import NIH_HEADER, gradient, label_row, write_nih_dataset
 
 
@@ -84,7 +85,7 @@ def test_strict_mode_makes_problems_fatal(tmp_path: Path) -> None:
     entry = registry.register(str(tmp_path / "ds"), source="local")
     with pytest.raises(DataError, match="6 data problem"):
         prepare(entry, load_config(None, ["prepare.strict=true"]), progress=False)
-    assert not (Path(registry.get_settings().prepared) / entry.name / "manifest.parquet").exists()
+    assert not (Path(get_settings().prepared) / entry.name / "manifest.parquet").exists()
 
 
 def test_rerun_is_noop_and_changed_parameters_rebuild(tmp_path: Path) -> None:

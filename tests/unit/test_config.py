@@ -46,3 +46,9 @@ def test_bad_values_are_errors(override: str) -> None:
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not found"):
         load_config(str(tmp_path / "nope.yaml"))
+
+
+def test_shipped_default_config_matches_the_code() -> None:
+    from tests.conftest import REPO
+
+    assert load_config(str(REPO / "configs" / "default.yaml")) == ExperimentConfig()

@@ -209,8 +209,8 @@ def test_kermany_like_input_says_what_is_missing() -> None:
     assert "no patient ids" in html
     assert "not available (no ids)" in html  # summary's patient count
     assert "no: images of one patient may fall in different splits" in html
-    # prevalence, one-size histogram, intensity, 3 samples
-    assert len(img_sources(html)) == 6
+    assert "All 300 images with a recorded size are 224 x 224 px." in html
+    assert len(img_sources(html)) == 5  # prevalence, intensity, 3 samples
 
 
 def test_metadata_only_input_explains_the_missing_image_figures() -> None:

@@ -114,10 +114,7 @@ def _fit(img: Image.Image, size: int, resize: ResizeMode) -> Image.Image:
     width, height = img.size
     if resize == "stretch" or width == height:
         return img.resize((size, size), Image.Resampling.BILINEAR)
-    if resize == "crop":
-        scale = size / min(width, height)
-    else:
-        scale = size / max(width, height)
+    scale = size / (min(width, height) if resize == "crop" else max(width, height))
     new_w, new_h = max(1, round(width * scale)), max(1, round(height * scale))
     scaled = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
     if resize == "crop":

@@ -103,10 +103,10 @@ def _nih(layout: Layout, metadata_only: bool | None, settings: Settings | None) 
         frame = frame[~missing].copy()
         if official is not None:
             official = official[~missing]
-        rel = found[~missing]
-        frame[schema.PATH] = [storage.join(layout.root, r) for r in rel]
-        frame["stamp"] = rel.map(images).to_numpy()
-        inputs.update({r: images[r] for r in sorted(rel)})
+        rels = [str(r) for r in found[~missing]]
+        frame[schema.PATH] = [storage.join(layout.root, r) for r in rels]
+        frame["stamp"] = [images[r] for r in rels]
+        inputs.update({r: images[r] for r in sorted(rels)})
     return Inventory(
         frame.reset_index(drop=True),
         has_images,

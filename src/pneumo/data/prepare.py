@@ -19,6 +19,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
@@ -143,7 +144,8 @@ def _build_cache(
     stream = decode_many(urls, spec, worker_count(settings.workers), todo)
     with tqdm(total=todo, desc="caching images", unit="img", disable=not progress) as bar:
         for plan in pending:
-            arrays, records = [], []
+            arrays: list[np.ndarray] = []
+            records: list[Record] = []
             for _ in plan.image_ids:
                 record, pixels = next(stream)
                 if pixels is not None:
@@ -166,41 +168,37 @@ def _collect(
 def _join_cache(
     frame: pd.DataFrame, results: dict[str, tuple[str, int, Record]]
 ) -> tuple[pd.DataFrame, list[Problem]]:
-    ids = frame[schema.IMAGE_ID]
-    shard_of = {i: r[0] for i, r in results.items()}
-    recs = pd.DataFrame.from_records([results[i][2] for i in ids], index=frame.index)
-    found: list[Problem] = [
-        Problem(path, str(r["reason"]), str(r.get("detail", "")))
-        for path, (_, r) in zip(frame[schema.PATH], recs.iterrows(), strict=True)
-        if not r["ok"]
+    """Add the cache columns; drop (and report) images that failed or duplicate another."""
+    entries = [results[i] for i in frame[schema.IMAGE_ID]]
+    records = [rec for _, _, rec in entries]
+    found = [
+        Problem(path, str(rec["reason"]), str(rec.get("detail", "")))
+        for path, rec in zip(frame[schema.PATH], records, strict=True)
+        if not rec["ok"]
     ]
-    frame = frame.assign(
-        **{
-            schema.SHARD: ids.map(shard_of),
-            schema.SHARD_INDEX: pd.array([results[i][1] for i in ids], dtype="Int32"),
-            schema.CONTENT_HASH: recs.get("content_hash"),
-            schema.SRC_MODE: recs.get("src_mode"),
-            schema.MEAN_INTENSITY: recs.get("mean_intensity"),
-            schema.STD_INTENSITY: recs.get("std_intensity"),
-        }
-    )
+    out = frame.copy()
+    out[schema.SHARD] = [shard for shard, _, _ in entries]
+    out[schema.SHARD_INDEX] = pd.Series([i for _, i, _ in entries], index=out.index, dtype="Int32")
+    for key in (schema.CONTENT_HASH, schema.SRC_MODE, schema.MEAN_INTENSITY, schema.STD_INTENSITY):
+        out[key] = [rec.get(key) for rec in records]
     for key in (schema.ORIG_WIDTH, schema.ORIG_HEIGHT):
-        decoded = pd.array(recs.get(key, pd.Series(index=frame.index)), dtype="Int32")
-        frame[key] = (
-            frame[key].fillna(pd.Series(decoded, index=frame.index)) if key in frame else decoded
-        )
-    frame = frame[recs["ok"].astype(bool)]
-    dup = frame[schema.CONTENT_HASH].duplicated(keep="first")
+        # The label file's value (NIH's original size) wins; else the decoded file's.
+        decoded = pd.Series([rec.get(key) for rec in records], index=out.index, dtype="Int32")
+        out[key] = out[key].fillna(decoded) if key in out else decoded
+    out = out[[bool(rec["ok"]) for rec in records]]
+    dup = out[schema.CONTENT_HASH].duplicated(keep="first")
     if dup.any():
-        first = frame.loc[~dup].set_index(schema.CONTENT_HASH)[schema.PATH]
+        first = dict(
+            zip(out.loc[~dup, schema.CONTENT_HASH], out.loc[~dup, schema.PATH], strict=True)
+        )
         found.extend(
-            Problem(path, "duplicate image", f"same content as {first[h]}")
-            for path, h in zip(
-                frame.loc[dup, schema.PATH], frame.loc[dup, schema.CONTENT_HASH], strict=True
+            Problem(path, "duplicate image", f"same content as {first[digest]}")
+            for path, digest in zip(
+                out.loc[dup, schema.PATH], out.loc[dup, schema.CONTENT_HASH], strict=True
             )
         )
-        frame = frame[~dup]
-    return frame, found
+        out = out[~dup]
+    return out, found
 
 
 def prepare(

@@ -96,7 +96,7 @@ def list_datasets(settings: Settings | None = None) -> tuple[str | None, list[Da
 
 
 def resolve(ref: str | None, settings: Settings | None = None) -> Dataset:
-    """A registered dataset by name, an unregistered path (registered on the fly), or the current one."""
+    """A registered dataset by name, a path (registered on the fly), or the current one."""
     settings = settings or get_settings()
     current, known = list_datasets(settings)
     by_name = {d.name: d for d in known}

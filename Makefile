@@ -1,0 +1,40 @@
+# Thin, documented entry points. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# Real data for the tests and benchmarks (skipped when absent).
+PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
+export PNEUMO_TEST_DATA
+
+.PHONY: help install demo test lint bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install pneumo with its dev tools
+
+demo: $(STAMP)  ## the data cycle on synthetic data: fetch, prepare, EDA report
+	$(BIN)/pneumo fetch synthetic
+	$(BIN)/pneumo prepare
+	$(BIN)/pneumo eda
+
+test: $(STAMP)  ## the test suite (real-data tests run when ../shared/data exists)
+	$(BIN)/pytest
+
+lint: $(STAMP)  ## ruff (lint + format) and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP)  ## prepare throughput against a bare Pillow loop on the NIH sample
+	$(BIN)/python benchmarks/prepare_throughput.py
+
+clean:  ## remove the default work folder (pneumo-work/)
+	rm -rf pneumo-work
