@@ -18,6 +18,8 @@ import pytest
 
 import pneumo
 from pneumo.data import schema
+from pneumo.data.card import build_card
+from pneumo.data.problems import summary as problem_summary
 from pneumo.eda import render_report, sections, stats, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -121,7 +123,9 @@ def make_card(frame: pd.DataFrame, *, mode: str = "images", dataset: str = "nih"
         "problems": {
             "total": 7,
             "by_reason": {"truncated PNG": 4, "not an image": 3},
-            "examples": [{"file": "images/bad_001.png", "reason": "truncated PNG"}],
+            "examples": [
+                {"file": "images/bad_001.png", "reason": "truncated PNG", "detail": "EOF at 812"}
+            ],
         },
         "notes": ["labels mined from reports by NLP"],
     }
@@ -183,14 +187,15 @@ def test_full_report_is_self_contained_with_every_section(full: Rendered) -> Non
 def test_summary_shows_the_cards_numbers(full: Rendered) -> None:
     html, totals = full.html, full.card["totals"]
     pneumonia = totals["pneumonia"]
-    assert f"<td>{totals['images']:,}</td>" in html
+    assert f"<th>Usable images</th><td>{totals['images']:,}</td>" in html
     assert f"<td>{totals['patients']:,}</td>" in html
     assert f"{pneumonia:,} ({100 * pneumonia / totals['images']:.2f} %)" in html
     assert "grouped-stratified-70-10-20" in html
     assert "<th>Problems found</th><td>7</td>" in html
     assert '<th>truncated PNG</th><td class="num">4</td>' in html
     assert '<th>not an image</th><td class="num">3</td>' in html
-    assert "images/bad_001.png" in html
+    assert "<h3>Problem files (first 1)</h3>" in html
+    assert "<th>images/bad_001.png</th><td>truncated PNG</td><td>EOF at 812</td>" in html
     assert "labels mined from reports by NLP" in html
     train = full.card["splits"]["train"]
     assert f'<td class="num">{100 * train["prevalence"]:.2f} %</td>' in html
@@ -240,6 +245,26 @@ def test_text_from_data_is_escaped() -> None:
     assert_self_contained(html)
 
 
+def test_renders_the_card_that_prepare_writes() -> None:
+    frame = make_manifest(200, images=False)
+    card = build_card(
+        frame,
+        dataset={"name": "nih", "source": "local", "layout": "nih", "location": "/data/nih"},
+        mode="metadata-only",
+        split_method="patient-grouped stratified, seed 42",
+        patient_grouped=True,
+        problems=problem_summary([]),
+        notes=[],
+        config={},
+        listed=len(frame) + 5,
+    )
+    html = render_report(frame, card, None, title="from build_card")
+    assert_self_contained(html)
+    assert "<th>Images listed by the source</th><td>205</td>" in html
+    assert "<th>Quarantined (see problems)</th><td>5</td>" in html
+    assert card["manifest_hash"] in html
+
+
 def test_tolerates_an_empty_card_and_a_bare_manifest() -> None:
     frame = pd.DataFrame({schema.LABEL: [0, 1, 1, 0], schema.SPLIT: ["train"] * 3 + ["test"]})
     html = render_report(frame, {}, None, title="bare")
@@ -284,6 +309,8 @@ import numpy as np
 import pandas as pd
 import pneumo.eda
 from pneumo.data import schema
+from pneumo.data.card import build_card
+from pneumo.data.problems import summary as problem_summary
 
 assert "matplotlib" not in sys.modules, "importing pneumo.eda imported matplotlib"
 import matplotlib
