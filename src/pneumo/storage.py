@@ -121,11 +121,15 @@ def write_text(url: str, text: str, settings: Settings | None = None) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(url: str, settings: Settings | None = None) -> Iterator[IO[bytes]]:
+def atomic_open(
+    url: str, settings: Settings | None = None, durable: bool = True
+) -> Iterator[IO[bytes]]:
     """Open ``url`` for binary writing; it appears under its name only if the block succeeds.
 
     For object storage the bytes are staged in a local temporary file and uploaded once the
-    block has finished, so a failure never commits a partial object.
+    block has finished, so a failure never commits a partial object. ``durable=False`` skips
+    the fsync (still atomic against a killed process; used for the many small files of an
+    archive, which a completion marker covers).
     """
     if not is_remote(url):
         final = Path(strip_file_scheme(url))
@@ -133,8 +137,9 @@ def atomic_open(url: str, settings: Settings | None = None) -> Iterator[IO[bytes
         try:
             with tmp.open("wb") as fh:
                 yield fh
-                fh.flush()
-                os.fsync(fh.fileno())
+                if durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)

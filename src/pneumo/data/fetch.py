@@ -191,7 +191,7 @@ def extract(archive: Path, target: str, mapping: MemberMap, settings: Settings) 
             for rel, stream in _members(archive, mapping):
                 url = storage.join(target, rel)
                 folders.add(storage.parent_of(url))
-                with stream, storage.atomic_open(url, settings) as out:
+                with stream, storage.atomic_open(url, settings, durable=False) as out:
                     shutil.copyfileobj(stream, out, 1 << 20)
                 count += 1
                 bar.update()
