@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The torch pair installed first (this project's machines carry these wheels on disk).
+TORCH_VERSION       ?= 2.14.1
+TORCHVISION_VERSION ?= 0.29.1
 # Real data for the tests and benchmarks (skipped when absent).
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
@@ -15,6 +18,7 @@ help:  ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" "torchvision==$(TORCHVISION_VERSION)"
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -1,0 +1,1 @@
+"""Backbones and their weights; the public API is re-exported by :mod:`pneumo.models`."""
