@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from pneumo.data.registry import Dataset
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -76,3 +78,31 @@ def write_nih_dataset(root: Path, n: int, size: int = 64, seed: int = 0) -> list
         ids.append(image_id)
     (root / "Data_Entry_2017.csv").write_text("\n".join(rows) + "\n")
     return ids
+
+
+TINY_TRAIN = [
+    "train.backbone=resnet18",
+    "train.epochs=2",
+    "train.batch_size=8",
+    "train.workers=0",
+    "train.checkpoint_every=2",
+]
+
+
+def tiny_prepared(name: str = "tiny", patients: int = 30, size: int = 32) -> Dataset:
+    """A small synthetic dataset, registered and prepared under the current PNEUMO_ROOT."""
+    from pneumo import storage
+    from pneumo.config import SyntheticConfig, load_config
+    from pneumo.data import registry, synthetic
+    from pneumo.data.prepare import prepare
+    from pneumo.settings import get_settings
+
+    settings = get_settings()
+    dest = storage.join(settings.data, name)
+    config = SyntheticConfig(
+        patients=patients, max_images_per_patient=2, image_size=64, prevalence=0.5, seed=1
+    )
+    synthetic.generate(dest, config, settings=settings, progress=False)
+    entry = registry.register(dest, source="synthetic", name=name, settings=settings)
+    prepare(entry, load_config(None, [f"prepare.image_size={size}"]), settings, progress=False)
+    return entry

@@ -182,6 +182,51 @@ def eda(
     typer.echo(f"EDA report: {url}")
 
 
+@app.command("train")
+def train(
+    dataset: DatasetOpt = None,
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(help="Continue a killed run: its run id, its folder, or 'last'."),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Train a classifier on a prepared dataset (train and val splits only), tracked in MLflow.
+
+    Several GPUs or nodes: `torchrun --nproc-per-node N -m pneumo train ...`.
+    """
+    from pneumo.training.runs import train_command
+
+    summary = train_command(dataset, config, list(overrides or []), resume, progress=not quiet)
+    if summary:  # empty on the non-zero ranks of a torchrun job
+        typer.echo(summary)
+
+
+@app.command("evaluate")
+def evaluate(
+    run: Annotated[
+        str, typer.Argument(help="Run id, run folder, checkpoint (.pt) path or URL, or 'last'.")
+    ] = "last",
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    split: Annotated[str | None, typer.Option(help="train | val | test (default: test).")] = None,
+    dataset: DatasetOpt = None,
+    out: Annotated[
+        str | None, typer.Option(help="Folder for metrics.json, report.md, figures.")
+    ] = None,
+) -> None:
+    """Metrics with confidence intervals on a split, at a threshold chosen on validation."""
+    from pneumo.config import load_config
+    from pneumo.evaluation.evaluate import evaluate as run_evaluate
+    from pneumo.reporting import summarize_evaluation
+
+    extra = list(overrides or []) + ([f"evaluate.split={split}"] if split else [])
+    cfg = load_config(config, extra).evaluate
+    typer.echo(summarize_evaluation(run_evaluate(run, cfg, dataset=dataset, out=out)))
+
+
 @app.command("config")
 def show_config(config: ConfigOpt = None, overrides: Overrides = None) -> None:
     """Print the resolved experiment config (defaults, file, overrides) as YAML."""

@@ -71,12 +71,73 @@ class SyntheticConfig(_Section):
     seed: int = 0
 
 
+class AugmentConfig(_Section):
+    """On-the-fly augmentation of training batches (on the GPU when there is one).
+
+    Each transform mimics variation real radiographs have: patient positioning (small rotations
+    and shifts), body size and detector distance (scaling), exposure (brightness, contrast).
+    No horizontal flip: the heart's side is anatomy, and a flipped film is a different finding.
+    """
+
+    enabled: bool = True
+    rotation_deg: float = Field(7.0, ge=0.0, le=45.0)
+    translate: float = Field(0.05, ge=0.0, le=0.3, description="Fraction of the image side.")
+    scale: float = Field(0.1, ge=0.0, le=0.5, description="Zoom in 1 +/- scale.")
+    brightness: float = Field(0.1, ge=0.0, le=0.5, description="Additive, fraction of range.")
+    contrast: float = Field(0.1, ge=0.0, le=0.5, description="Multiplicative 1 +/- contrast.")
+
+
+class TrainConfig(_Section):
+    """Model, optimisation and hardware for `pneumo train`."""
+
+    backbone: str = "densenet121"
+    weights: str = Field("none", description="none | imagenet | path or URL of a state dict.")
+    head: Literal["binary", "multilabel"] = "binary"
+    epochs: int = Field(20, ge=1)
+    batch_size: int = Field(32, ge=1, description="Per process (per GPU under torchrun).")
+    lr: float = Field(3e-4, gt=0.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    warmup_epochs: float = Field(1.0, ge=0.0)
+    dropout: float | None = Field(
+        None, ge=0.0, lt=1.0, description="Before the head; None keeps the backbone's default."
+    )
+    patience: int = Field(5, ge=1, description="Epochs without a better val AUROC before stop.")
+    class_weighting: bool = Field(True, description="Weight positives by the train neg/pos ratio.")
+    max_steps_per_epoch: int | None = Field(None, ge=1)
+    checkpoint_every: int = Field(100, ge=1, description="Steps between resumable checkpoints.")
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="auto: bf16 on GPU.")
+    channels_last: bool = True
+    compile: bool = False
+    workers: int = Field(-1, ge=-1, description="Loader processes; -1 picks from the cores.")
+    seed: int = 0
+    augment: AugmentConfig = AugmentConfig()
+
+
+class EvaluateConfig(_Section):
+    """`pneumo evaluate`: which split, which operating threshold, how many resamples."""
+
+    split: Literal["train", "val", "test"] = "test"
+    threshold: str = Field("youden", description="youden | sensitivity:0.90 (chosen on val).")
+    n_boot: int = Field(1000, ge=0)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _rule(self) -> EvaluateConfig:
+        from pneumo.evaluation.threshold import parse_threshold_rule
+
+        parse_threshold_rule(self.threshold)  # raises ValueError with the accepted forms
+        return self
+
+
 class ExperimentConfig(_Section):
     """Everything a run does; where it runs comes from :class:`pneumo.settings.Settings`."""
 
     split: SplitConfig = SplitConfig()
     prepare: PrepareConfig = PrepareConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

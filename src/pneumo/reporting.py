@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pneumo.data.prepare import PrepareResult
+    from pneumo.evaluation.evaluate import EvaluationResult
 
 
 def summarize_prepare(result: PrepareResult) -> str:
@@ -41,4 +42,27 @@ def summarize_prepare(result: PrepareResult) -> str:
     lines.extend(f"note: {n}" for n in card.get("notes", []))
     lines.append(f"manifest: {result.manifest}")
     lines.append(f"data card: {result.out}/data_card.json")
+    return "\n".join(lines)
+
+
+def _ci(metric: dict[str, float | None] | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "n/a"
+    low, high = metric.get("ci_low"), metric.get("ci_high")
+    ci = f" (95% CI {low:.3f}-{high:.3f})" if low is not None and high is not None else ""
+    return f"{metric['value']:.3f}{ci}"
+
+
+def summarize_evaluation(result: EvaluationResult) -> str:
+    s = result.summary
+    rule = s.get("threshold_rule", {})
+    lines = [
+        f"{s['n']:,} images, {s['positives']:,} with Pneumonia ({result.out})",
+        f"AUROC {_ci(s.get('auroc'))}   AUPRC {_ci(s.get('auprc'))}",
+        f"threshold {s['threshold']:.4f} ({rule.get('method', '?')} on validation)",
+    ]
+    for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
+        value = s.get(key)
+        lines.append(f"  {key:<12} {_ci(value if isinstance(value, dict) else {'value': value})}")
+    lines.append(f"report: {result.files.get('report.md', result.out)}")
     return "\n".join(lines)

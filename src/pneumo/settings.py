@@ -31,6 +31,13 @@ class Settings(BaseSettings):
     prepared_url: str | None = Field(
         default=None, description="Manifests, image caches, data cards and EDA reports."
     )
+    runs_url: str | None = Field(
+        default=None, description="Training runs: resumable and best checkpoints, history."
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; default a SQLite file under the root."
+    )
+    mlflow_experiment: str = Field(default="pneumo", description="MLflow experiment name.")
     download_dir: str | None = Field(
         default=None, description="Local folder for partial and finished downloads."
     )
@@ -44,7 +51,7 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default=0, ge=0, description="Worker processes; 0 means all cores.")
 
-    @field_validator("root", "data_url", "prepared_url", "download_dir")
+    @field_validator("root", "data_url", "prepared_url", "runs_url", "download_dir")
     @classmethod
     def _absolute(cls, value: str | None) -> str | None:
         # Local locations are made absolute once, so no later chdir changes what they mean.
@@ -71,6 +78,26 @@ class Settings(BaseSettings):
     @property
     def prepared(self) -> str:
         return self.prepared_url or self._below_root("prepared")
+
+    @property
+    def runs(self) -> str:
+        return self.runs_url or self._below_root("runs")
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        if "://" in self.root and not self.root.startswith("file://"):
+            from pathlib import Path
+
+            # SQLite needs a local file: with the root on object storage, keep the database in
+            # the user's cache (artifacts still go to the root); a team sets a server URI.
+            return f"sqlite:///{Path.home() / '.cache' / 'pneumo' / 'mlflow.db'}"
+        return f"sqlite:///{self._below_root('mlflow.db')}"
+
+    @property
+    def mlflow_artifacts(self) -> str:
+        return self._below_root("mlartifacts")
 
     @property
     def downloads(self) -> str:

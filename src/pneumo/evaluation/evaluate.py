@@ -1,0 +1,176 @@
+"""`pneumo evaluate`: a trained model on one split, with the threshold chosen on validation.
+
+This is the one place that reads the test split. The model checkpoint carries its own
+preprocessing spec, which must match the cache it is evaluated on; the data manifest must be
+the one the model was trained on (same hash), or the split could leak.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pneumo import storage
+from pneumo.config import EvaluateConfig
+from pneumo.data import registry, schema
+from pneumo.errors import DataError, PneumoError
+from pneumo.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    out: str
+    summary: dict[str, Any]
+    files: dict[str, str]
+
+
+def resolve_checkpoint(ref: str, settings: Settings) -> tuple[str, str | None]:
+    """(checkpoint URL, run folder or None) from a run id, a run folder or a .pt file."""
+    if ref.endswith(".pt"):
+        if not storage.exists(ref, settings):
+            raise PneumoError(f"checkpoint not found: {ref}")
+        return storage.absolute(ref), None
+    from pneumo.training.runs import run_dir
+
+    folder = run_dir(ref, settings)
+    return storage.join(folder, "best.pt"), folder
+
+
+def predictions(
+    model: Any, frame: pd.DataFrame, cache: str, split: str, ctx: Any, settings: Settings
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    import torch
+
+    from pneumo.training.data import ShardImages, collate_batch
+    from pneumo.training.loop import batches_from, predict
+
+    ds = ShardImages(frame, cache, [split], [schema.LABEL], settings)
+    loader = torch.utils.data.DataLoader(
+        ds, batch_sampler=batches_from(np.arange(len(ds)), 64, False), collate_fn=collate_batch
+    )
+    scores, targets, _ = predict(model, loader, ctx)
+    return ds.frame, targets[:, 0].astype(np.int64), scores[:, 0].astype(np.float64)
+
+
+def evaluate(
+    ref: str,
+    cfg: EvaluateConfig,
+    settings: Settings | None = None,
+    *,
+    dataset: str | None = None,
+    out: str | None = None,
+) -> EvaluationResult:
+    import torch
+
+    from pneumo.evaluation.metrics import summarize
+    from pneumo.evaluation.report import write_report
+    from pneumo.evaluation.threshold import choose_threshold, parse_threshold_rule
+    from pneumo.models import build_model
+    from pneumo.training import checkpoint
+    from pneumo.training.loop import StepContext
+    from pneumo.training.setup import load_prepared
+    from pneumo.transforms import PreprocessSpec
+
+    settings = settings or get_settings()
+    method, target = parse_threshold_rule(cfg.threshold)
+    url, folder = resolve_checkpoint(ref, settings)
+    ckpt = checkpoint.load(url, settings)
+    if ckpt.get("head") != "binary":
+        raise PneumoError(
+            "evaluate reports the binary Pneumonia head; this checkpoint is multi-label"
+        )
+    entry = registry.resolve(dataset or ckpt["dataset"], settings)
+    data = load_prepared(entry, settings)
+    if data.card["manifest_hash"] != ckpt["manifest_hash"]:
+        raise DataError(
+            f"dataset '{entry.name}' is not the data this model was trained on (manifest hash "
+            f"{data.card['manifest_hash'][:12]} != {ckpt['manifest_hash'][:12]}); its splits may "
+            "overlap the training data",
+            hint="evaluate on the prepared dataset the run used, unchanged",
+        )
+    spec = PreprocessSpec.from_dict(ckpt["preprocess"])
+    if spec.image != data.image:
+        raise DataError(
+            f"the cache of '{entry.name}' holds {data.image}; the model expects {spec.image}",
+            hint="re-run prepare with the model's image settings",
+        )
+    config = ckpt["model_config"]
+    model = build_model(config["backbone"], weights="none", num_outputs=config["num_outputs"])
+    model.load_state_dict(ckpt["model"])
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device)
+    ctx = StepContext(spec, device, device.type == "cuda", False)
+
+    _, y_val, p_val = predictions(model, data.manifest, data.cache, "val", ctx, settings)
+    threshold = choose_threshold(y_val, p_val, method, target)
+    frame, y, p = predictions(model, data.manifest, data.cache, cfg.split, ctx, settings)
+    groups = frame[schema.PATIENT_ID].to_numpy() if frame[schema.PATIENT_ID].notna().all() else None
+    subgroups = {
+        "sex": frame[schema.SEX].astype("object").fillna("unknown").to_numpy(),
+        "age band": frame[schema.AGE].map(schema.age_band).to_numpy(),
+        "view": frame[schema.VIEW].astype("object").fillna("unknown").to_numpy(),
+    }
+    subgroups = {k: v for k, v in subgroups.items() if not (v == "unknown").all()}
+    summary = summarize(
+        y, p, threshold.value, groups=groups, subgroups=subgroups, n_boot=cfg.n_boot, seed=cfg.seed
+    )
+    summary["threshold_rule"] = {**threshold.to_dict(), "chosen_on": "val"}
+    target_url = out or storage.join(folder or storage.parent_of(url), f"eval-{cfg.split}")
+    context = {
+        "run_id": ckpt.get("run_id"), "checkpoint": url, "split": cfg.split, "dataset": entry.name,
+        "manifest_hash": ckpt["manifest_hash"], "backbone": config["backbone"],
+        "epoch": ckpt.get("epoch"), "val_auroc_at_training": ckpt.get("val_auroc"),
+    }  # fmt: skip
+    files = write_report(
+        summary,
+        y,
+        p,
+        target_url,
+        title=f"{entry.name} · {cfg.split} split",
+        context=context,
+        settings=settings,
+    )
+    table = pd.DataFrame(
+        {
+            schema.IMAGE_ID: frame[schema.IMAGE_ID],
+            schema.PATIENT_ID: frame[schema.PATIENT_ID],
+            "label": y,
+            "probability": p,
+        }
+    )
+    buf = io.BytesIO()
+    table.to_parquet(buf, index=False)
+    storage.write_bytes(storage.join(target_url, "predictions.parquet"), buf.getvalue(), settings)
+    files["predictions.parquet"] = storage.join(target_url, "predictions.parquet")
+    _log_to_mlflow(ckpt.get("run_id"), cfg.split, summary, files, settings)
+    return EvaluationResult(target_url, summary, files)
+
+
+def _log_to_mlflow(
+    run_id: str | None,
+    split: str,
+    summary: dict[str, Any],
+    files: dict[str, str],
+    settings: Settings,
+) -> None:
+    if not run_id:
+        return
+    from pneumo.tracking import Tracker
+
+    tracker = Tracker(settings)
+    values: dict[str, float] = {}
+    for key in ("auroc", "auprc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "ece"):
+        item = summary.get(key)
+        value = item.get("value") if isinstance(item, dict) else item
+        if value is not None:
+            values[f"{split}_{key}"] = float(value)
+    tracker.metrics(run_id, values, step=0)
+    for name, file_url in files.items():
+        tracker.artifact(run_id, storage.read_bytes(file_url, settings), name, f"eval-{split}")

@@ -1,0 +1,1 @@
+"""Training with PyTorch: cached shards → on-device augmentation → model → MLflow."""

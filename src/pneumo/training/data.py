@@ -1,0 +1,114 @@
+"""Training data from the image cache: shards of the allowed splits only, never a PNG.
+
+`ShardImages` opens only shards whose split it was given, so a run that is allowed
+``("train", "val")`` cannot read a test image even by mistake (a test removes the test shards
+and trains). Local shards are memory-mapped; shards on object storage are copied once into a
+local folder and then memory-mapped. Batches are gathered per shard with one fancy-index each
+(``__getitems__``), so the loader costs little beyond a memory copy of uint8 pixels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pneumo import storage
+from pneumo.data import schema
+from pneumo.errors import DataError
+from pneumo.settings import Settings, get_settings
+
+
+class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Images of ``splits`` from the cache at ``cache_url``, with their targets."""
+
+    def __init__(
+        self,
+        manifest: pd.DataFrame,
+        cache_url: str,
+        splits: Sequence[str],
+        targets: Sequence[str] = (schema.LABEL,),
+        settings: Settings | None = None,
+        local_dir: Path | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.splits = tuple(splits)
+        rows = manifest[manifest[schema.SPLIT].isin(self.splits)].reset_index(drop=True)
+        if rows.empty:
+            raise DataError(f"the manifest has no images in split(s) {list(self.splits)}")
+        self.frame = rows
+        self.cache_url = cache_url
+        self.local_dir = local_dir
+        self.shard_names = sorted(rows[schema.SHARD].unique())
+        for name in self.shard_names:
+            if name.split("-", 1)[0] not in self.splits:
+                raise DataError(f"shard {name} is not of split(s) {list(self.splits)}")
+        shard_id = {n: i for i, n in enumerate(self.shard_names)}
+        self.shard_of = rows[schema.SHARD].map(shard_id).to_numpy(np.int64)
+        self.index_in_shard = rows[schema.SHARD_INDEX].to_numpy(np.int64)
+        values = rows[list(targets)].astype("float32").fillna(0.0).to_numpy(np.float32, copy=True)
+        self.targets = torch.from_numpy(values)
+        self._arrays: list[np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.targets[:, 0].numpy()
+
+    def _shards(self) -> list[np.ndarray]:
+        # Opened lazily, in whichever process reads first (each loader worker maps its own).
+        if self._arrays is None:
+            self._arrays = [self._open(name) for name in self.shard_names]
+        return self._arrays
+
+    def _open(self, name: str) -> np.ndarray:
+        url = storage.join(self.cache_url, name)
+        array: np.ndarray
+        if not storage.is_remote(url):
+            array = np.load(storage.strip_file_scheme(url), mmap_mode="r")
+            return array
+        if self.local_dir is None:
+            array = np.load(io.BytesIO(storage.read_bytes(url, self.settings)))
+            return array
+        local = self.local_dir / name
+        if not local.exists():
+            self.local_dir.mkdir(parents=True, exist_ok=True)
+            storage.write_bytes(str(local), storage.read_bytes(url, self.settings))
+        array = np.load(local, mmap_mode="r")
+        return array
+
+    def image_size(self) -> int:
+        spec = json.loads(
+            storage.read_text(storage.join(self.cache_url, "spec.json"), self.settings)
+        )
+        return int(spec["size"])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = self._shards()[self.shard_of[i]][self.index_in_shard[i]]
+        return torch.from_numpy(np.array(pixels)), self.targets[i]
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = np.asarray(indices, dtype=np.int64)
+        shards = self._shards()
+        first = shards[self.shard_of[idx[0]]]
+        out = np.empty((len(idx), *first.shape[1:]), dtype=np.uint8)
+        for sid in np.unique(self.shard_of[idx]):
+            where = np.nonzero(self.shard_of[idx] == sid)[0]
+            out[where] = shards[sid][np.sort(self.index_in_shard[idx[where]])][
+                np.argsort(np.argsort(self.index_in_shard[idx[where]]))
+            ]
+        return torch.from_numpy(out), self.targets[torch.from_numpy(idx)]
+
+
+def collate_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """`__getitems__` already returns a stacked batch: pass it through."""
+    pixels, targets = batch
+    return pixels, targets

@@ -1,0 +1,35 @@
+"""The per-epoch history and its figure (loss and AUROC, train and val), like the seed's."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+
+def history_png(history: list[dict[str, Any]], title: str) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 4), dpi=110)
+    FigureCanvasAgg(fig)
+    epochs = [row["epoch"] + 1 for row in history]
+    for ax, key, label in zip(
+        fig.subplots(1, 2), ("loss", "auroc"), ("loss", "AUROC"), strict=True
+    ):
+        for split, style in (("train", "-o"), ("val", "-s")):
+            values = [row.get(f"{split}_{key}") for row in history]
+            points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), style, label=split, markersize=4)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    best = max(history, key=lambda r: r.get("val_auroc") or -1.0, default=None)
+    if best is not None and best.get("val_auroc") is not None:
+        fig.axes[1].axvline(best["epoch"] + 1, color="grey", linestyle=":", label="best")
+    fig.suptitle(title)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()

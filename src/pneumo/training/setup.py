@@ -1,0 +1,132 @@
+"""Everything a training run is built from: data, preprocessing spec, model, optimisation."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pneumo import storage
+from pneumo.config import TrainConfig
+from pneumo.data import schema
+from pneumo.data.imaging import ImageSpec
+from pneumo.data.prepare import output_url
+from pneumo.data.registry import Dataset
+from pneumo.errors import DataError
+from pneumo.settings import Settings
+from pneumo.training.data import ShardImages
+from pneumo.transforms import PreprocessSpec, pooled_stats
+
+TRAIN_SPLITS = ("train", "val")  # `train` never opens anything else
+
+
+@dataclass
+class PreparedData:
+    folder: str
+    manifest: pd.DataFrame
+    card: dict[str, Any]
+    image: ImageSpec
+
+    @property
+    def cache(self) -> str:
+        return storage.join(self.folder, "cache")
+
+
+def load_prepared(dataset: Dataset, settings: Settings) -> PreparedData:
+    """The manifest, data card and cache spec of a prepared dataset, or a clear error."""
+    folder = output_url(dataset, settings)
+    if not storage.exists(storage.join(folder, "prepare.json"), settings):
+        raise DataError(
+            f"dataset '{dataset.name}' has not been prepared (nothing complete at {folder})",
+            hint=f"run `pneumo prepare -d {dataset.name}` first",
+        )
+    card = json.loads(storage.read_text(storage.join(folder, "data_card.json"), settings))
+    if card.get("mode") != "images":
+        raise DataError(
+            f"dataset '{dataset.name}' was prepared without images (metadata-only): nothing to "
+            "train on",
+            hint="prepare a dataset that has its images",
+        )
+    manifest = pd.read_parquet(
+        io.BytesIO(storage.read_bytes(storage.join(folder, "manifest.parquet"), settings))
+    )
+    spec_url = storage.join(folder, "cache", "spec.json")
+    if not storage.exists(spec_url, settings):
+        raise DataError(
+            f"the image cache of '{dataset.name}' is missing ({spec_url})",
+            hint=f"run `pneumo prepare -d {dataset.name}` again",
+        )
+    image = ImageSpec(**json.loads(storage.read_text(spec_url, settings)))
+    return PreparedData(folder, manifest, card, image)
+
+
+def target_columns(cfg: TrainConfig, manifest: pd.DataFrame) -> list[str]:
+    if cfg.head == "binary":
+        return [schema.LABEL]
+    if manifest[list(schema.FINDINGS)].isna().any(axis=None):
+        raise DataError(
+            "train.head=multilabel needs the 14 NIH findings; this dataset does not record them",
+            hint="use train.head=binary (Pneumonia) for this dataset",
+        )
+    return list(schema.FINDINGS)
+
+
+def preprocess_spec(cfg: TrainConfig, data: PreparedData) -> PreprocessSpec:
+    """Normalisation matched to the weights: ImageNet's for pretrained, the train split's else.
+
+    Any weights other than "none" (torchvision's ImageNet files, local or on S3) were trained on
+    ImageNet-normalised inputs, so they get ImageNet's gray statistics.
+    """
+    if cfg.weights != "none":
+        from pneumo.models import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
+
+        return PreprocessSpec(data.image, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD)
+    train = data.manifest[data.manifest[schema.SPLIT] == "train"]
+    mean, std = pooled_stats(
+        train[schema.MEAN_INTENSITY].to_numpy(np.float64),
+        train[schema.STD_INTENSITY].to_numpy(np.float64),
+    )
+    return PreprocessSpec(data.image, round(mean, 6), round(std, 6))
+
+
+def datasets(
+    data: PreparedData, targets: list[str], settings: Settings
+) -> tuple[ShardImages, ShardImages]:
+    train = ShardImages(data.manifest, data.cache, ["train"], targets, settings)
+    val = ShardImages(data.manifest, data.cache, ["val"], targets, settings)
+    return train, val
+
+
+def loss_function(
+    cfg: TrainConfig, train_targets: torch.Tensor, device: torch.device
+) -> torch.nn.Module:
+    """BCE on logits; positives weighted by the train split's negative/positive ratio."""
+    if not cfg.class_weighting:
+        return torch.nn.BCEWithLogitsLoss()
+    positives = train_targets.sum(dim=0)
+    negatives = len(train_targets) - positives
+    weight = (negatives / positives.clamp(min=1)).clamp(max=100.0)
+    return torch.nn.BCEWithLogitsLoss(pos_weight=weight.to(device))
+
+
+def optimisation(
+    cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW with linear warm-up then cosine decay to 1% of the peak, stepped per batch."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warmup = min(int(cfg.warmup_epochs * steps_per_epoch), total - 1)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

@@ -1,0 +1,31 @@
+"""Two-process DistributedDataParallel training on CPU with gloo, launched by torchrun."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pneumo.training import checkpoint
+from tests.conftest import TINY_TRAIN, tiny_prepared
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(pneumo_root: Path) -> None:
+    entry = tiny_prepared(patients=40)
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--standalone", "--nnodes", "1",
+        "-m", "pneumo", "train", "--quiet", "-d", entry.name, *TINY_TRAIN, "train.device=cpu",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    runs = list((pneumo_root / "runs").iterdir())
+    assert len(runs) == 1, "only rank 0 creates a run"
+    best = checkpoint.load(str(runs[0] / "best.pt"))
+    assert not any(k.startswith("module.") for k in best["model"])
+    assert "run " in proc.stdout
