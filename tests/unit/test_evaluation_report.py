@@ -208,3 +208,14 @@ def test_no_torch_no_pyplot_and_lazy_matplotlib(tmp_path: Path) -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_confident_well_separated_scores_draw_their_calibration(tmp_path: Path) -> None:
+    # Bins whose observed rate is exactly 0 or 1 (a good model): the interval bars must still draw.
+    # 11 negatives alone in the lowest bin and 6 positives alone in the highest: counts at which
+    # the Wilson bounds round past 0 and 1.
+    y = np.array([0] * 11 + [1] * 6 + [0, 1] * 10)
+    p = np.concatenate([np.full(11, 0.02), np.full(6, 0.98), np.linspace(0.3, 0.7, 20)])
+    summary = summarize(y, p, 0.5, n_boot=20)
+    write_report(summary, y, p, str(tmp_path), title="separated")
+    assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"

@@ -193,7 +193,8 @@ def reliability_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], tit
     ax.errorbar(
         mean_p,
         observed,
-        yerr=[observed - low, high - observed],
+        # Clipped: at an observed rate of exactly 0 or 1, rounding can make a bound cross it.
+        yerr=[np.clip(observed - low, 0, None), np.clip(high - observed, 0, None)],
         fmt="none",
         ecolor=CURVE,
         elinewidth=1,
