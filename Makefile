@@ -10,7 +10,7 @@ TORCHVISION_VERSION ?= 0.29.1
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install demo test lint bench bench-train clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,9 @@ lint: $(STAMP)  ## ruff (lint + format) and mypy --strict
 
 bench: $(STAMP)  ## prepare throughput against a bare Pillow loop on the NIH sample
 	$(BIN)/python benchmarks/prepare_throughput.py
+
+bench-train: $(STAMP)  ## training throughput: end to end against the bare model step
+	$(BIN)/python benchmarks/train_throughput.py
 
 clean:  ## remove the default work folder (pneumo-work/)
 	rm -rf pneumo-work
