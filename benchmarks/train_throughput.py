@@ -26,7 +26,7 @@ from pneumo.settings import Settings
 from pneumo.training import setup
 from pneumo.training.data import collate_batch
 from pneumo.training.distributed import pick_device
-from pneumo.training.fit import _workers
+from pneumo.training.fit import loader_workers
 from pneumo.training.loop import StepContext, batches_from, train_epoch
 
 
@@ -104,7 +104,7 @@ def main() -> None:
         optimizer, scheduler = setup.optimisation(cfg, model, 1000)
         loss_fn = torch.nn.BCEWithLogitsLoss()
         ctx = StepContext(spec, device, gpu, True, cfg.augment, 0)
-        workers = _workers(-1, 1)
+        workers = loader_workers(-1, 1)
         order = np.random.default_rng(0).permutation(len(train_ds))
 
         def end_to_end(steps: int) -> None:

@@ -106,3 +106,29 @@ def tiny_prepared(name: str = "tiny", patients: int = 30, size: int = 32) -> Dat
     entry = registry.register(dest, source="synthetic", name=name, settings=settings)
     prepare(entry, load_config(None, [f"prepare.image_size={size}"]), settings, progress=False)
     return entry
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1 (what s3fs tests against), with the AWS_* and
+    PNEUMO_S3_ENDPOINT_URL variables pointing at it; stopped after the test."""
+    import socket
+
+    moto_server = pytest.importorskip("moto.server")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PNEUMO_S3_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield endpoint
+    finally:
+        server.stop()

@@ -10,7 +10,6 @@ import hashlib
 import io
 import logging
 import random
-import socket
 import tarfile
 import threading
 import zipfile
@@ -343,38 +342,25 @@ def test_parts_and_mirror(server: Server, env: Path) -> None:
 
 
 def test_fetch_into_object_storage(
-    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, s3_endpoint: str
 ) -> None:
-    moto_server = pytest.importorskip("moto.server")
     import s3fs
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    s3 = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    s3.start()
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "PNEUMO_S3_ENDPOINT_URL": endpoint,
-            "PNEUMO_ROOT": "s3://pneumo-fetch/work",
-            "PNEUMO_DOWNLOAD_DIR": str(tmp_path / "downloads"),
-        }.items():
-            monkeypatch.setenv(key, value)
-        fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
-        fs.mkdir("pneumo-fetch")
-        files = _nih_files(server)
-        dataset = fetch_remote("nih", files=files)
-        root = "pneumo-fetch/work/data/nih"
-        assert (dataset.location, dataset.layout) == (f"s3://{root}", "nih")
-        for member, data in _nih_images().items():
-            assert fs.cat(f"{root}/images_001/{member}") == data
-        assert not [p for p in fs.find(root) if ".tmp-" in p]
-        seen = len(server.requests)
-        fetch_remote("nih", files=files)
-        assert len(server.requests) == seen
-    finally:
-        s3.stop()
+    endpoint = s3_endpoint
+    for key, value in {
+        "PNEUMO_ROOT": "s3://pneumo-fetch/work",
+        "PNEUMO_DOWNLOAD_DIR": str(tmp_path / "downloads"),
+    }.items():
+        monkeypatch.setenv(key, value)
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": endpoint})
+    fs.mkdir("pneumo-fetch")
+    files = _nih_files(server)
+    dataset = fetch_remote("nih", files=files)
+    root = "pneumo-fetch/work/data/nih"
+    assert (dataset.location, dataset.layout) == (f"s3://{root}", "nih")
+    for member, data in _nih_images().items():
+        assert fs.cat(f"{root}/images_001/{member}") == data
+    assert not [p for p in fs.find(root) if ".tmp-" in p]
+    seen = len(server.requests)
+    fetch_remote("nih", files=files)
+    assert len(server.requests) == seen

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -19,33 +17,11 @@ import pytest
 
 from tests.conftest import write_nih_dataset
 
-moto_server = pytest.importorskip("moto.server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 @pytest.fixture
-def s3_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    port = _free_port()
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "PNEUMO_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
-        "PNEUMO_ROOT": "s3://pneumo-test/work",
-    }
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    try:
-        yield env
-    finally:
-        server.stop()
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.setenv("PNEUMO_ROOT", "s3://pneumo-test/work")
+    return {"PNEUMO_S3_ENDPOINT_URL": s3_endpoint}
 
 
 def _pneumo(*args: str) -> str:

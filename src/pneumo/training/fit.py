@@ -76,7 +76,7 @@ def _loader(
     )
 
 
-def _workers(requested: int, world: int) -> int:
+def loader_workers(requested: int, world: int) -> int:
     if requested >= 0:
         return requested
     cores = (
@@ -172,7 +172,7 @@ def _train(
             net, device_ids=[device.index] if device.type == "cuda" else None
         )
     ctx = StepContext(spec, device, bf16, cfg.channels_last, cfg.augment, cfg.seed)
-    workers = _workers(cfg.workers, info.world)
+    workers = loader_workers(cfg.workers, info.world)
     pin = device.type == "cuda"
     val_loader = _loader(
         val_ds, batches_from(np.arange(len(val_ds)), cfg.batch_size * 2, False), workers, pin
