@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+import pydicom.dataset
 import pytest
 from PIL import Image
 
@@ -132,3 +133,74 @@ def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         yield endpoint
     finally:
         server.stop()
+
+
+def dicom_dataset(
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    slope: float = 1,
+    intercept: float = 0,
+    window: tuple[float, float] | None = None,
+    bits: int = 16,
+    patient_name: str = "Doe^Jane^Test",
+) -> pydicom.dataset.FileDataset:
+    """A minimal DX DICOM dataset (Explicit VR Little Endian) holding ``pixels``.
+
+    ``pixels``: (rows, cols) gray, (frames, rows, cols) multi-frame gray, (rows, cols, 3) colour
+    (with ``photometric="RGB"``); stored as uint8 when ``bits <= 8``, else uint16 (int16 when
+    ``pixels`` is signed). ``window`` is (center, width). Rescale slope and intercept are always
+    written. Edit the result to build unusual files, then serialise with :func:`dicom_file_bytes`.
+    """
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.1.1")  # Digital X-Ray
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = FileDataset("test.dcm", {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "DX"
+    ds.PatientName = patient_name
+    ds.PatientID = "PID-0042-SECRET"
+    signed = pixels.dtype.kind == "i"
+    dtype = np.uint8 if bits <= 8 else (np.int16 if signed else np.uint16)
+    ds.set_pixel_data(pixels.astype(dtype), photometric, bits, generate_instance_uid=False)
+    ds.RescaleSlope = slope
+    ds.RescaleIntercept = intercept
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = window
+    return ds
+
+
+def dicom_file_bytes(ds: pydicom.dataset.Dataset) -> bytes:
+    """A dataset as DICOM Part 10 file bytes (128-byte preamble, ``DICM``, file meta)."""
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def dicom_bytes(
+    pixels: np.ndarray,
+    *,
+    photometric: str = "MONOCHROME2",
+    slope: float = 1,
+    intercept: float = 0,
+    window: tuple[float, float] | None = None,
+    bits: int = 16,
+    patient_name: str = "Doe^Jane^Test",
+) -> bytes:
+    """A small DICOM file holding ``pixels``; see :func:`dicom_dataset` for the arguments."""
+    return dicom_file_bytes(
+        dicom_dataset(
+            pixels,
+            photometric=photometric,
+            slope=slope,
+            intercept=intercept,
+            window=window,
+            bits=bits,
+            patient_name=patient_name,
+        )
+    )

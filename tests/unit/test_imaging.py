@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.data.imaging import ImageDecodeError, ImageSpec, decode
+from pneumo.data.imaging import DECODE_ERROR_KINDS, ImageDecodeError, ImageSpec, decode
 from tests.conftest import gradient, png_bytes
 
 SPEC = ImageSpec(size=64)
@@ -125,3 +125,32 @@ def test_truncated_png_is_refused() -> None:
     with pytest.raises(ImageDecodeError) as err:
         decode(data[: len(data) // 2], SPEC)
     assert "truncated or corrupt" in err.value.reason
+
+
+def _truncated_png() -> bytes:
+    data = png_bytes(Image.fromarray(gradient(256)))
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"", "empty"),
+        (b"this is not an image\n" * 10, "unsupported"),
+        (_truncated_png(), "corrupt"),
+        (_png_header_only(60000, 60000), "too_large"),
+        (_png_header_only(300, 300), "corrupt"),  # header without pixel data
+    ],
+)
+def test_bad_inputs_have_a_kind(data: bytes, kind: str) -> None:
+    with pytest.raises(ImageDecodeError) as err:
+        decode(data, SPEC)
+    assert err.value.kind == kind
+
+
+def test_decode_error_kinds() -> None:
+    assert DECODE_ERROR_KINDS == ("empty", "unsupported", "corrupt", "too_large")
+    assert ImageDecodeError("broken").kind == "corrupt"
+    assert ImageDecodeError("huge", "too_large").reason == "huge"
+    with pytest.raises(ValueError, match="unknown decode error kind"):
+        ImageDecodeError("x", "teapot")  # type: ignore[arg-type]

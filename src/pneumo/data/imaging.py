@@ -18,19 +18,36 @@ Choices, and why:
 - Resampling is Pillow's antialiased bilinear filter. JPEGs are decoded at a reduced DCT scale
   when that is still at least the target size (``draft``), which is several times faster on
   full-resolution files.
+- DICOM files (``DICM`` at byte 128) are read by :mod:`pneumo.data.dicom`, which applies the
+  file's own modality and VOI transforms (see there) and hands back 8-bit gray for the same
+  resizing as every other format.
+
+Every failure is an :class:`ImageDecodeError` with a ``kind`` from :data:`DECODE_ERROR_KINDS`:
+``empty`` (0 bytes), ``unsupported`` (not an image, or a format / DICOM codec we cannot read),
+``corrupt`` (truncated or broken data) and ``too_large`` (the pixel-count guard), so that a web
+service can answer each with its own status.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 ResizeMode = Literal["pad", "stretch", "crop"]
+DecodeErrorKind = Literal["empty", "unsupported", "corrupt", "too_large"]
+DECODE_ERROR_KINDS: Final[tuple[DecodeErrorKind, ...]] = (
+    "empty",
+    "unsupported",
+    "corrupt",
+    "too_large",
+)
 _EXIF_ORIENTATION = 0x0112
+_DICOM_MAGIC = b"DICM"  # after the 128-byte preamble of every DICOM Part 10 file
+_DICOM_MAGIC_OFFSET = 128
 
 
 @dataclass(frozen=True)
@@ -46,11 +63,18 @@ class ImageSpec:
 
 
 class ImageDecodeError(ValueError):
-    """A file that cannot become an image; ``reason`` is a sentence for the user."""
+    """A file that cannot become an image; ``reason`` is a sentence for the user.
 
-    def __init__(self, reason: str) -> None:
+    ``kind`` (one of :data:`DECODE_ERROR_KINDS`) classifies it: ``empty``, ``unsupported``,
+    ``corrupt`` or ``too_large``.
+    """
+
+    def __init__(self, reason: str, kind: DecodeErrorKind = "corrupt") -> None:
+        if kind not in DECODE_ERROR_KINDS:
+            raise ValueError(f"unknown decode error kind {kind!r}; one of {DECODE_ERROR_KINDS}")
         super().__init__(reason)
         self.reason = reason
+        self.kind: DecodeErrorKind = kind
 
 
 @dataclass(frozen=True)
@@ -63,23 +87,28 @@ class Decoded:
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
     if not data:
-        raise ImageDecodeError("empty file (0 bytes)")
+        raise ImageDecodeError("empty file (0 bytes)", "empty")
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageDecodeError("not an image: the content is no format Pillow can read") from None
+        raise ImageDecodeError(
+            "not an image: the content is no format Pillow can read", "unsupported"
+        ) from None
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"image too large (decompression bomb guard): {exc}") from None
+        raise ImageDecodeError(
+            f"image too large (decompression bomb guard): {exc}", "too_large"
+        ) from None
     except Exception as exc:  # Pillow raises many types for broken headers
-        raise ImageDecodeError(f"unreadable image header: {exc}") from None
+        raise ImageDecodeError(f"unreadable image header: {exc}", "corrupt") from None
     width, height = img.size
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"image too large: {width}x{height} = {width * height:,} pixels exceeds the "
-            f"limit of {max_pixels:,} (decompression bomb guard)"
+            f"limit of {max_pixels:,} (decompression bomb guard)",
+            "too_large",
         )
     if width < 1 or height < 1:
-        raise ImageDecodeError(f"image has no pixels ({width}x{height})")
+        raise ImageDecodeError(f"image has no pixels ({width}x{height})", "corrupt")
     return img
 
 
@@ -125,8 +154,24 @@ def _fit(img: Image.Image, size: int, resize: ResizeMode) -> Image.Image:
     return canvas
 
 
+def _is_dicom(data: bytes) -> bool:
+    end = _DICOM_MAGIC_OFFSET + len(_DICOM_MAGIC)
+    return data[_DICOM_MAGIC_OFFSET:end] == _DICOM_MAGIC
+
+
+def _decode_dicom(data: bytes, spec: ImageSpec) -> Decoded:
+    from pneumo.data import dicom  # pydicom is imported only when a DICOM file turns up
+
+    gray, src_mode = dicom.to_gray_image(data, spec.max_pixels)
+    width, height = gray.size
+    out = np.asarray(_fit(gray, spec.size, spec.resize), dtype=np.uint8)
+    return Decoded(out, src_mode, width, height)
+
+
 def decode(data: bytes, spec: ImageSpec) -> Decoded:
     """File bytes → ``spec.size`` square uint8 array; raises :class:`ImageDecodeError`."""
+    if _is_dicom(data):
+        return _decode_dicom(data, spec)
     img = _open(data, spec.max_pixels)
     orig_width, orig_height = img.size
     src_mode = img.mode
@@ -142,9 +187,17 @@ def decode(data: bytes, spec: ImageSpec) -> Decoded:
     except ImageDecodeError:
         raise
     except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(f"image too large (decompression bomb guard): {exc}") from None
+        raise ImageDecodeError(
+            f"image too large (decompression bomb guard): {exc}", "too_large"
+        ) from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"truncated or corrupt image data: {exc}") from None
+        message = str(exc)
+        if message.startswith("decoder ") and message.endswith(" not available"):
+            # this Pillow build lacks the codec (e.g. JPEG 2000 without OpenJPEG)
+            raise ImageDecodeError(
+                f"unsupported image encoding: {message}", "unsupported"
+            ) from None
+        raise ImageDecodeError(f"truncated or corrupt image data: {exc}", "corrupt") from None
     if orientation in (5, 6, 7, 8):
         orig_width, orig_height = orig_height, orig_width
     return Decoded(out, src_mode, orig_width, orig_height)
