@@ -227,6 +227,66 @@ def evaluate(
     typer.echo(summarize_evaluation(run_evaluate(run, cfg, dataset=dataset, out=out)))
 
 
+@app.command("register")
+def register(
+    run: Annotated[
+        str, typer.Argument(help="Run id, run folder, checkpoint (.pt), or 'last'.")
+    ] = "last",
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+) -> None:
+    """Export a run's best model to ONNX, check parity, write its card, register a challenger."""
+    from pneumo.config import load_config
+    from pneumo.packaging.register import register as run_register
+    from pneumo.reporting import summarize_registration
+
+    cfg = load_config(config, list(overrides or [])).registry
+    typer.echo(summarize_registration(run_register(run, cfg)))
+
+
+@app.command("promote")
+def promote(
+    version: Annotated[
+        str | None, typer.Option(help="Version to promote (default: the challenger); rollback.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Promote even if the gate fails (recorded).")] = False,
+    reason: Annotated[str, typer.Option(help="Why: recorded with the promotion.")] = "",
+    history: Annotated[bool, typer.Option(help="List versions and past promotions.")] = False,
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+) -> None:
+    """Move alias 'champion' to a version if it passes the gate against the current champion."""
+    from pneumo.config import load_config
+    from pneumo.packaging.promote import promote as run_promote
+    from pneumo.reporting import summarize_history, summarize_promotion
+
+    cfg = load_config(config, list(overrides or []))
+    if history:
+        typer.echo(summarize_history(cfg.registry.name))
+        return
+    result = run_promote(
+        cfg.promote, name=cfg.registry.name, version=version, force=force, reason=reason
+    )
+    typer.echo(summarize_promotion(result))
+
+
+@app.command("serve")
+def serve(
+    model: Annotated[
+        str | None,
+        typer.Argument(
+            help="models:/pneumonia@champion (default), models:/NAME/VERSION, or a package folder."
+        ),
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve the model over HTTP: REST API, web page, Prometheus metrics, hot swap."""
+    from pneumo.serving.main import run_server
+
+    run_server(model=model, host=host, port=port)
+
+
 @app.command("config")
 def show_config(config: ConfigOpt = None, overrides: Overrides = None) -> None:
     """Print the resolved experiment config (defaults, file, overrides) as YAML."""

@@ -130,6 +130,23 @@ class EvaluateConfig(_Section):
         return self
 
 
+class RegisterConfig(_Section):
+    """`pneumo register`: the ONNX export and the parity check it must pass."""
+
+    name: str = Field("pneumonia", description="Registered model name in MLflow.")
+    parity_images: int = Field(32, ge=1, description="Validation images compared ONNX vs torch.")
+    parity_tolerance: float = Field(1e-4, gt=0.0, description="Max |p_onnx - p_torch|.")
+    opset: int = Field(18, ge=17, description="ONNX opset version.")
+
+
+class PromoteConfig(_Section):
+    """`pneumo promote`: the gate a challenger passes to become champion."""
+
+    max_auroc_drop: float = Field(
+        0.01, ge=0.0, le=1.0, description="Test AUROC may fall this far below the champion's."
+    )
+
+
 class ExperimentConfig(_Section):
     """Everything a run does; where it runs comes from :class:`pneumo.settings.Settings`."""
 
@@ -138,6 +155,8 @@ class ExperimentConfig(_Section):
     synthetic: SyntheticConfig = SyntheticConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    registry: RegisterConfig = RegisterConfig()
+    promote: PromoteConfig = PromoteConfig()
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pneumo.data.prepare import PrepareResult
     from pneumo.evaluation.evaluate import EvaluationResult
+    from pneumo.packaging.promote import Promotion
+    from pneumo.packaging.register import Registered
 
 
 def summarize_prepare(result: PrepareResult) -> str:
@@ -65,4 +67,60 @@ def summarize_evaluation(result: EvaluationResult) -> str:
         value = s.get(key)
         lines.append(f"  {key:<12} {_ci(value if isinstance(value, dict) else {'value': value})}")
     lines.append(f"report: {result.files.get('report.md', result.out)}")
+    return "\n".join(lines)
+
+
+def summarize_registration(result: Registered) -> str:
+    card = result.card
+    parity = card["parity"]
+    return "\n".join(
+        [
+            f"registered '{result.name}' version {result.version} (alias challenger) "
+            f"from run {result.run_id}",
+            f"test AUROC {_ci(card['metrics'].get('auroc'))}, threshold "
+            f"{card['threshold']['value']:.4f} ({card['threshold']['method']} on "
+            f"{card['threshold']['chosen_on']})",
+            f"ONNX parity: max |Δp| {parity['max_abs_diff']:.1e} on {parity['images']} "
+            f"validation images (tolerance {parity['tolerance']:.0e})",
+            f"package: {result.folder} (model card: card.html)",
+            "next: `pneumo promote` (gate against the champion), then `pneumo serve`",
+        ]
+    )
+
+
+def summarize_promotion(result: Promotion) -> str:
+    verb = "rolled back" if result.kind == "rollback" else "promoted"
+    forced = " (FORCED past a failed gate)" if result.record["forced"] else ""
+    before = f"v{result.previous}" if result.previous else "none"
+    checks = "; ".join(result.record["gate"]["checks"] + result.record["gate"]["reasons"])
+    return (
+        f"{verb} version {result.version} to champion{forced} (was {before})\n"
+        f"gate: {checks}\n\n{result.table}"
+    )
+
+
+def summarize_history(name: str) -> str:
+    from pneumo.packaging.registry import ModelRegistry
+    from pneumo.settings import get_settings
+
+    reg = ModelRegistry(get_settings(), name)
+    aliases = reg.aliases()
+    by_version: dict[str, list[str]] = {}
+    for alias, version in aliases.items():
+        by_version.setdefault(version, []).append(alias)
+    lines = [f"model '{name}' in {reg.uri}"]
+    for v in reg.versions():
+        marks = ",".join(sorted(by_version.get(v.version, [])))
+        lines.append(
+            f"  v{v.version:<4} {marks:<22} test AUROC {v.tags.get('test_auroc', '?'):<9} "
+            f"run {v.run_id}"
+        )
+    records = reg.promotions()
+    lines.append("promotions:" if records else "no promotions yet")
+    for r in records:
+        forced = " FORCED" if r.get("forced") else ""
+        lines.append(
+            f"  {r['when']}  {r['kind']:<9} v{r['version']} (was {r.get('previous') or '-'})"
+            f"{forced} by {r['who']}: {r.get('why') or '(no reason given)'}"
+        )
     return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""A model package: the folder that `register` writes and `serve` loads.
+
+::
+
+    model.onnx         float32 (batch, 1, S, S) normalised image → (batch, 1) probability
+    card.json          the model card (see :mod:`pneumo.packaging.card`)
+    card.html          the same card, for people
+    verification.npz   a few validation images (uint8) and the probabilities PyTorch gave them
+
+The card records the SHA-256 of ``model.onnx``; a loader checks it and re-scores the
+verification images, so a corrupt, swapped or mis-exported file is refused before it serves.
+This module imports neither torch nor MLflow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pneumo.errors import PneumoError
+
+FORMAT = "pneumo-model/1"
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+CARD_PAGE = "card.html"
+VERIFICATION_FILE = "verification.npz"
+FILES = (MODEL_FILE, CARD_FILE, CARD_PAGE, VERIFICATION_FILE)
+INPUT_NAME = "image"
+OUTPUT_NAME = "probability"
+
+
+class PackageError(PneumoError):
+    """A model package is missing a file, is corrupt, or fails its verification."""
+
+
+@dataclass(frozen=True)
+class Verification:
+    pixels: np.ndarray  # uint8 (N, S, S), as decoded and cached
+    probabilities: np.ndarray  # float64 (N,), PyTorch's output at registration
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verification_bytes(check: Verification) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, pixels=check.pixels, probabilities=check.probabilities)
+    return buf.getvalue()
+
+
+def write_package(
+    folder: Path, onnx: bytes, card: dict[str, Any], page: str, check: Verification
+) -> None:
+    """Write the four files into ``folder`` (created); each file written whole, then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    contents = {
+        MODEL_FILE: onnx,
+        CARD_FILE: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode(),
+        CARD_PAGE: page.encode(),
+        VERIFICATION_FILE: verification_bytes(check),
+    }
+    for name, data in contents.items():
+        tmp = folder / f".{name}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(folder / name)
+
+
+@dataclass(frozen=True)
+class Package:
+    folder: Path
+    card: dict[str, Any]
+    onnx: bytes
+    verification: Verification
+
+
+def read_package(folder: Path) -> Package:
+    """Read and check a package folder; raises :class:`PackageError` naming what is wrong."""
+    missing = [
+        name for name in (MODEL_FILE, CARD_FILE, VERIFICATION_FILE) if not (folder / name).is_file()
+    ]
+    if missing:
+        raise PackageError(
+            f"{folder} is not a complete model package: missing {', '.join(missing)}",
+            hint="point at a folder written by `pneumo register` (or a registry model URI)",
+        )
+    try:
+        card = json.loads((folder / CARD_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{folder / CARD_FILE} is not valid JSON: {exc}") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT:
+        raise PackageError(f"{folder / CARD_FILE} is not a pneumo model card ({FORMAT})")
+    onnx = (folder / MODEL_FILE).read_bytes()
+    expected = card.get("model_sha256")
+    actual = sha256_bytes(onnx)
+    if expected != actual:
+        raise PackageError(
+            f"{folder / MODEL_FILE} does not match its card: SHA-256 {actual[:12]}… != "
+            f"{str(expected)[:12]}…",
+            hint="the file is corrupt or was replaced; register the model again",
+        )
+    try:
+        with np.load(folder / VERIFICATION_FILE) as npz:
+            check = Verification(
+                np.asarray(npz["pixels"], dtype=np.uint8),
+                np.asarray(npz["probabilities"], dtype=np.float64),
+            )
+    except Exception as exc:
+        raise PackageError(f"{folder / VERIFICATION_FILE} is unreadable: {exc}") from None
+    return Package(folder, card, onnx, check)

@@ -1,0 +1,218 @@
+"""The MLflow model registry, as pneumo uses it: one registered model, two aliases.
+
+``challenger`` points at the newest registered version, ``champion`` at the one that serves.
+Promotions are recorded on the registered model as tags ``promotion/NNNN`` (JSON: version,
+previous champion, who, when, why, forced, gate verdict), so the history lives in the registry
+itself, next to the versions. Only MLflow's tracking client is imported (never torch), so the
+inference service can resolve ``models:/pneumonia@champion`` with ``pneumo[serve]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pneumo.errors import PneumoError
+from pneumo.packaging.package import CARD_FILE
+from pneumo.settings import Settings
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+CHALLENGER = "challenger"
+CHAMPION = "champion"
+PROMOTION_TAG = "promotion/"
+
+
+@dataclass(frozen=True)
+class ModelURI:
+    """``models:/NAME@ALIAS`` or ``models:/NAME/VERSION``."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, uri: str) -> ModelURI:
+        body = uri.removeprefix("models:/")
+        if body == uri or not body:
+            raise PneumoError(f"{uri!r} is not a model URI like models:/pneumonia@champion")
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            return cls(name, alias=alias)
+        name, _, version = body.partition("/")
+        if not version.isdigit():
+            raise PneumoError(
+                f"{uri!r}: give an alias (models:/{name}@champion) or a version number "
+                f"(models:/{name}/3)"
+            )
+        return cls(name, version=version)
+
+    def __str__(self) -> str:
+        return (
+            f"models:/{self.name}@{self.alias}"
+            if self.alias
+            else f"models:/{self.name}/{self.version}"
+        )
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    name: str
+    version: str
+    source: str
+    run_id: str | None
+    tags: dict[str, str]
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, name: str = "pneumonia") -> None:
+        from mlflow.tracking import MlflowClient
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        for logger in ("alembic", "mlflow"):
+            logging.getLogger(logger).setLevel(logging.WARNING)
+        uri = settings.tracking_uri
+        if uri.startswith("sqlite:///"):
+            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.uri = uri
+        self.name = name
+        self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    # -- versions and aliases -------------------------------------------------------------
+    def create_version(
+        self, source: str, run_id: str | None, tags: dict[str, str], description: str
+    ) -> str:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.get_registered_model(self.name)
+        except MlflowException:
+            self.client.create_registered_model(
+                self.name, description="Pneumonia on frontal chest radiographs (pneumo)."
+            )
+        mv = self.client.create_model_version(
+            self.name, source=source, run_id=run_id, tags=tags, description=description
+        )
+        return str(mv.version)
+
+    def aliases(self) -> dict[str, str]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            model = self.client.get_registered_model(self.name)
+        except MlflowException:
+            return {}
+        return {str(k): str(v) for k, v in model.aliases.items()}
+
+    def alias(self, alias: str) -> str | None:
+        return self.aliases().get(alias)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(self.name, alias, version)
+
+    def info(self, version: str) -> VersionInfo:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client.get_model_version(self.name, version)
+        except MlflowException:
+            raise PneumoError(
+                f"model '{self.name}' has no version {version} in {self.uri}",
+                hint="`pneumo promote --history` lists the versions",
+            ) from None
+        return VersionInfo(self.name, str(mv.version), str(mv.source), mv.run_id, dict(mv.tags))
+
+    def versions(self) -> list[VersionInfo]:
+        found = self.client.search_model_versions(f"name='{self.name}'")
+        return sorted(
+            (
+                VersionInfo(self.name, str(v.version), str(v.source), v.run_id, dict(v.tags))
+                for v in found
+            ),
+            key=lambda v: int(v.version),
+        )
+
+    def set_version_tags(self, version: str, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(self.name, version, key, value)
+
+    def resolve(self, uri: ModelURI) -> str:
+        """The version number a model URI points at now."""
+        if uri.version:
+            return uri.version
+        version = self.alias(str(uri.alias))
+        if version is None:
+            raise PneumoError(
+                f"no version of '{uri.name}' has alias '{uri.alias}' in {self.uri}",
+                hint="register a run (`pneumo register`) and promote it (`pneumo promote`)",
+            )
+        return version
+
+    # -- artifacts -------------------------------------------------------------------------
+    def card(self, version: str) -> dict[str, Any]:
+        import mlflow.artifacts
+
+        source = self.info(version).source
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                path = mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"{source.rstrip('/')}/{CARD_FILE}",
+                    dst_path=tmp,
+                    tracking_uri=self.uri,
+                )
+                card: dict[str, Any] = json.loads(Path(path).read_text())
+            except Exception as exc:
+                raise PneumoError(
+                    f"the card of '{self.name}' version {version} cannot be read from {source}: "
+                    f"{exc}".splitlines()[0]
+                ) from None
+        return card
+
+    def download(self, version: str, cache: Path) -> Path:
+        """The version's package folder under ``cache``, downloaded once (atomically)."""
+        import mlflow.artifacts
+
+        final = cache / self.name / version
+        if final.is_dir():
+            return final
+        source = self.info(version).source
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}-{version}-", dir=cache))
+        try:
+            path = mlflow.artifacts.download_artifacts(
+                artifact_uri=source, dst_path=str(tmp), tracking_uri=self.uri
+            )
+            final.parent.mkdir(parents=True, exist_ok=True)
+            Path(path).rename(final)
+        except OSError as exc:
+            if not final.is_dir():
+                raise PneumoError(
+                    f"cannot download {self.name} v{version} from {source}: {exc}"
+                ) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return final
+
+    # -- promotion history -----------------------------------------------------------------
+    def promotions(self) -> list[dict[str, Any]]:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            tags = self.client.get_registered_model(self.name).tags
+        except MlflowException:
+            return []
+        keys = sorted(k for k in tags if k.startswith(PROMOTION_TAG))
+        return [json.loads(tags[k]) for k in keys]
+
+    def record_promotion(self, record: dict[str, Any]) -> None:
+        number = len(self.promotions()) + 1
+        self.client.set_registered_model_tag(
+            self.name, f"{PROMOTION_TAG}{number:04d}", json.dumps(record, sort_keys=True)
+        )
