@@ -1,0 +1,103 @@
+"""The FastAPI application: create_app() wires state, batcher, poller, routes and errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib import resources
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from pneumo import __version__
+from pneumo.serving.batching import MicroBatcher
+from pneumo.serving.config import ServeSettings
+from pneumo.serving.inputs import ApiError
+from pneumo.serving.logs import event
+from pneumo.serving.metrics import Metrics
+from pneumo.serving.middleware import RequestMiddleware
+from pneumo.serving.model import LoadedModel
+from pneumo.serving.routes import router
+from pneumo.serving.source import ModelSource
+from pneumo.serving.state import ServiceState
+
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
+        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
+    return "; ".join(parts) + " (send multipart/form-data with a 'file' field)"
+
+
+def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> FastAPI:
+    """An app serving ``model`` (already loaded and verified) and polling ``source``."""
+    metrics = Metrics()
+    state = ServiceState(cfg, source, model, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        batcher: MicroBatcher = app.state.batcher
+        batcher.start()
+        poller = asyncio.create_task(state.poll()) if cfg.poll_seconds > 0 else None
+        event("service_started", model=model.name, version=model.version, keys=len(cfg.keys) > 0)
+        try:
+            yield
+        finally:
+            state.ready = False
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            await batcher.stop()
+            event("service_stopped")
+
+    app = FastAPI(
+        title="pneumo",
+        version=__version__,
+        description="Pneumonia on chest X-rays: probability, decision at a validated threshold.",
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.state.batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms / 1000, metrics.observe_batch)
+    app.state.page = resources.files("pneumo.serving").joinpath("static/index.html").read_text()
+    app.include_router(router)
+
+    def body_limit(path: str) -> int:
+        files = cfg.max_files if path.endswith("/batch") else 1
+        return cfg.max_upload_bytes * files + MULTIPART_OVERHEAD * files
+
+    app.add_middleware(RequestMiddleware, metrics=metrics, body_limit=body_limit)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        request.state.log = {"error": exc.code}
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse(
+            {"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        request.state.log = {"error": "invalid_request"}
+        return JSONResponse(
+            {"error": "invalid_request", "detail": _validation_message(exc)}, status_code=422
+        )
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}.get(
+            exc.status_code, "http_error"
+        )
+        return JSONResponse(
+            {"error": code, "detail": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    return app

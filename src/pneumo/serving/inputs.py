@@ -1,0 +1,43 @@
+"""Uploads → model input, with every failure turned into a 4xx that says what was wrong.
+
+The bytes are decoded in memory by :func:`pneumo.data.imaging.decode` (the same function
+`prepare` cached the training images with) and normalised by the model's own
+:class:`~pneumo.transforms.PreprocessSpec`. Nothing is written to disk, and the client's file
+name is never used for anything.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pneumo.data.imaging import ImageDecodeError, decode
+from pneumo.transforms import PreprocessSpec
+
+# ImageDecodeError.kind → (HTTP status, error code)
+STATUS_BY_KIND = {
+    "empty": (422, "empty_file"),
+    "unsupported": (415, "unsupported_media_type"),
+    "corrupt": (422, "invalid_image"),
+    "too_large": (422, "image_too_large"),
+}
+
+
+class ApiError(Exception):
+    """Answered as ``{"error": code, "detail": detail}`` with ``status``."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+
+
+def prepare_upload(data: bytes, spec: PreprocessSpec, label: str) -> np.ndarray:
+    """File bytes → float32 (1, 1, S, S); raises :class:`ApiError` naming ``label``."""
+    try:
+        pixels = decode(data, spec.image).pixels
+    except ImageDecodeError as exc:
+        status, code = STATUS_BY_KIND.get(getattr(exc, "kind", "corrupt"), (422, "invalid_image"))
+        hint = " Send a PNG, JPEG or DICOM chest radiograph." if status == 415 else ""
+        raise ApiError(status, code, f"{label}: {exc.reason}.{hint}") from None
+    return spec.normalize(pixels)

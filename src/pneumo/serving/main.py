@@ -1,0 +1,38 @@
+"""`pneumo serve`: resolve and verify the model first (clear errors), then run Uvicorn."""
+
+from __future__ import annotations
+
+import logging.config
+import sys
+
+from pneumo.serving.config import ServeSettings
+from pneumo.serving.logs import LOG_CONFIG
+
+
+def run_server(model: str | None = None, host: str | None = None, port: int | None = None) -> None:
+    import uvicorn
+
+    from pneumo.serving.app import create_app
+    from pneumo.serving.source import make_source
+    from pneumo.serving.state import load_current
+    from pneumo.settings import get_settings
+
+    logging.config.dictConfig(LOG_CONFIG)
+    cfg = ServeSettings()
+    settings = get_settings()
+    source = make_source(model or cfg.serve_model, settings, cfg.cache_dir(settings.root))
+    loaded = load_current(source, cfg)
+    app = create_app(cfg, source, loaded)
+    host = host or cfg.serve_host
+    port = cfg.serve_port if port is None else port
+    print(
+        f"serving {loaded.name} v{loaded.version} from {source.description}\n"
+        f"  page     http://{host}:{port}/\n  API docs http://{host}:{port}/docs\n"
+        f"  try      curl -F file=@xray.png http://{host}:{port}/v1/predict",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        app, host=host, port=port, log_config=LOG_CONFIG, access_log=False,
+        timeout_graceful_shutdown=10,
+    )  # fmt: skip

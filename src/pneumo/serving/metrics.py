@@ -1,0 +1,58 @@
+"""Prometheus metrics, on a registry of the app's own (several apps may live in one process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SCORE_BUCKETS = tuple(i / 20 for i in range(1, 21))
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "pneumo_http_requests", "HTTP requests by route and status.",
+            ["method", "route", "status"], registry=r,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "pneumo_http_request_duration_seconds", "Request latency by route and status.",
+            ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.scores = Histogram(
+            "pneumo_prediction_probability", "Predicted probability of pneumonia.",
+            buckets=SCORE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.predictions = Counter(
+            "pneumo_predictions", "Predictions by decision.", ["label"], registry=r
+        )
+        self.batch_size = Histogram(
+            "pneumo_inference_batch_size", "Images per ONNX Runtime call.",
+            buckets=BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.inference = Histogram(
+            "pneumo_inference_duration_seconds", "Time of one ONNX Runtime call.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.model_info = Gauge(
+            "pneumo_model_info", "The model being served (value 1).", ["name", "version"],
+            registry=r,
+        )  # fmt: skip
+        self.swaps = Counter("pneumo_model_swaps", "Models swapped in while serving.", registry=r)
+        self.load_failures = Counter(
+            "pneumo_model_load_failures", "Model versions refused (failed to load or verify).",
+            registry=r,
+        )  # fmt: skip
+
+    def observe_batch(self, size: int, seconds: float) -> None:
+        self.batch_size.observe(size)
+        self.inference.observe(seconds)
+
+    def serving(self, name: str, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name=name, version=version).set(1)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

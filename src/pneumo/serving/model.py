@@ -1,0 +1,85 @@
+"""A verified, loaded model: an ONNX Runtime session plus the card that says how to use it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pneumo.packaging.package import INPUT_NAME, OUTPUT_NAME, PackageError, read_package
+from pneumo.transforms import PreprocessSpec
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    card: dict[str, Any]
+    spec: PreprocessSpec
+    threshold: float
+    session: Any  # onnxruntime.InferenceSession
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N, 1, S, S) → float64 (N,) probabilities."""
+        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+        return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    @property
+    def ident(self) -> dict[str, str]:
+        return {"name": self.name, "version": self.version}
+
+
+def _session(onnx: bytes, threads: int) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    wanted = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    providers = [p for p in wanted if p in ort.get_available_providers()]
+    return ort.InferenceSession(onnx, options, providers=providers)
+
+
+def load_model(
+    folder: Path, name: str, version: str, threads: int = 0, warm: int = 1
+) -> LoadedModel:
+    """Load a package folder and prove it works: checksum, shapes, verification images.
+
+    Raises :class:`PackageError` for anything that would make it serve wrong answers.
+    """
+    pkg = read_package(folder)
+    card = pkg.card
+    try:
+        spec = PreprocessSpec.from_dict(card["preprocessing"])
+        threshold = float(card["threshold"]["value"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PackageError(
+            f"{folder}: the card lacks its preprocessing or threshold ({exc})"
+        ) from None
+    try:
+        session = _session(pkg.onnx, threads)
+    except Exception as exc:
+        raise PackageError(
+            f"{folder}: ONNX Runtime cannot load model.onnx: {exc}".splitlines()[0]
+        ) from None
+    model = LoadedModel(name, version, card, spec, threshold, session)
+    check = pkg.verification
+    tolerance = float((card.get("parity") or {}).get("tolerance", 1e-4))
+    try:
+        got = model.predict(spec.normalize(check.pixels))
+    except Exception as exc:
+        raise PackageError(
+            f"{folder}: the model fails on its verification images: {exc}".splitlines()[0]
+        ) from None
+    worst = float(np.max(np.abs(got - check.probabilities))) if got.size else float("inf")
+    if not worst <= tolerance:
+        raise PackageError(
+            f"{folder}: verification failed, max |Δp| {worst:.2e} > {tolerance:.0e} against "
+            "the probabilities recorded at registration"
+        )
+    if warm > 1:  # allocate the largest batch once, before traffic does
+        model.predict(np.repeat(spec.normalize(check.pixels[:1]), warm, axis=0))
+    return model

@@ -1,0 +1,174 @@
+"""The HTTP routes. Handlers are thin: decode in a thread, infer through the batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from typing import Annotated, Any
+
+import anyio
+from fastapi import APIRouter, Depends, File, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from pneumo.packaging.card import render_html
+from pneumo.serving.batching import MicroBatcher
+from pneumo.serving.inputs import ApiError, prepare_upload
+from pneumo.serving.model import LoadedModel
+from pneumo.serving.schemas import (
+    BatchItem,
+    BatchPrediction,
+    ErrorBody,
+    Health,
+    ModelInfo,
+    ModelRef,
+    Prediction,
+)
+from pneumo.serving.state import ServiceState
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody} for code in (401, 413, 415, 422)
+}
+
+router = APIRouter()
+
+
+def service(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+def require_key(request: Request) -> None:
+    keys: tuple[str, ...] = request.app.state.service.cfg.keys
+    if not keys:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    supplied = token.strip().encode() if scheme.lower() == "bearer" else b""
+    matched = False
+    for key in keys:  # every key compared, in constant time each
+        matched |= hmac.compare_digest(supplied, key.encode())
+    if not supplied or not matched:
+        raise ApiError(
+            401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>"
+        )
+
+
+Protected = Annotated[None, Depends(require_key)]
+
+
+def _label(model: LoadedModel, p: float) -> tuple[str, bool]:
+    positive = p >= model.threshold
+    return ("pneumonia" if positive else "no pneumonia"), positive
+
+
+async def _score(
+    state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
+) -> float:
+    limit = state.cfg.max_upload_bytes
+    if upload.size is not None and upload.size > limit:
+        raise ApiError(
+            413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
+        )
+    with batcher.preparing():
+        data = await upload.read()
+        if len(data) > limit:
+            raise ApiError(
+                413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
+            )
+        array = await anyio.to_thread.run_sync(prepare_upload, data, model.spec, label)
+    p = await batcher.submit(array, model)
+    state.metrics.scores.observe(p)
+    state.metrics.predictions.labels(_label(model, p)[0]).inc()
+    return p
+
+
+@router.post("/v1/predict", response_model=Prediction, responses=ERRORS, tags=["predict"])
+async def predict(request: Request, _: Protected, file: UploadFile = File(...)) -> Prediction:
+    """Probability of pneumonia for one chest radiograph (PNG, JPEG or DICOM)."""
+    start = time.perf_counter()
+    state = service(request)
+    model = state.model  # read once: this request uses this model to the end
+    p = await _score(state, request.app.state.batcher, file, model, "file")
+    label, positive = _label(model, p)
+    request.state.log = {"model_version": model.version, "images": 1}
+    return Prediction(
+        probability=p, label=label, positive=positive, threshold=model.threshold,
+        model=ModelRef(**model.ident), latency_ms=round((time.perf_counter() - start) * 1000, 2),
+    )  # fmt: skip
+
+
+@router.post(
+    "/v1/predict/batch", response_model=BatchPrediction, responses=ERRORS, tags=["predict"]
+)
+async def predict_batch(
+    request: Request, _: Protected, files: list[UploadFile] = File(...)
+) -> BatchPrediction:
+    """Several radiographs in one request; any bad file fails the request, naming it."""
+    start = time.perf_counter()
+    state = service(request)
+    if len(files) > state.cfg.max_files:
+        raise ApiError(
+            413, "too_many_files", f"{len(files)} files; at most {state.cfg.max_files} per request"
+        )
+    model = state.model
+    batcher: MicroBatcher = request.app.state.batcher
+    tasks = [
+        asyncio.ensure_future(_score(state, batcher, f, model, f"files[{i}]"))
+        for i, f in enumerate(files)
+    ]
+    try:
+        probs = await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    items = [
+        BatchItem(index=i, probability=p, label=_label(model, p)[0], positive=_label(model, p)[1])
+        for i, p in enumerate(probs)
+    ]
+    request.state.log = {"model_version": model.version, "images": len(items)}
+    return BatchPrediction(
+        predictions=items, threshold=model.threshold, model=ModelRef(**model.ident),
+        latency_ms=round((time.perf_counter() - start) * 1000, 2),
+    )  # fmt: skip
+
+
+@router.get("/v1/model", response_model=ModelInfo, responses=ERRORS, tags=["model"])
+async def model_card(request: Request, _: Protected) -> ModelInfo:
+    """The served model's card: preprocessing, threshold, metrics with intervals, data, limits."""
+    model = service(request).model
+    return ModelInfo(name=model.name, version=model.version, card=model.card)
+
+
+@router.get("/v1/model/card", response_class=HTMLResponse, tags=["model"])
+async def model_card_page(request: Request, _: Protected) -> HTMLResponse:
+    """The model card as a readable page."""
+    model = service(request).model
+    return HTMLResponse(render_html(model.card, model.version))
+
+
+@router.get("/healthz", response_model=Health, tags=["health"])
+async def healthz() -> Health:
+    """Alive (the process answers)."""
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}}, tags=["health"])
+async def readyz(request: Request) -> Any:
+    """Ready: a verified model is loaded and warm."""
+    state = service(request)
+    if not state.ready:
+        return JSONResponse({"status": "not ready"}, status_code=503)
+    return Health(status="ready", model=ModelRef(**state.model.ident))
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    body = service(request).metrics.render()
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+async def page(request: Request) -> HTMLResponse:
+    return HTMLResponse(request.app.state.page)

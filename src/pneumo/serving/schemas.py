@@ -1,0 +1,51 @@
+"""Response bodies (they also document the API at /docs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class Prediction(BaseModel):
+    probability: float = Field(description="P(pneumonia), from the model's sigmoid output.")
+    label: str = Field(description="'pneumonia' or 'no pneumonia', at the threshold.")
+    positive: bool
+    threshold: float = Field(description="Operating threshold, chosen on validation.")
+    model: ModelRef
+    latency_ms: float = Field(description="Time in the service, from request to answer.")
+
+
+class BatchItem(BaseModel):
+    index: int
+    probability: float
+    label: str
+    positive: bool
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[BatchItem]
+    threshold: float
+    model: ModelRef
+    latency_ms: float
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    card: dict[str, Any]
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: str
+
+
+class Health(BaseModel):
+    status: str
+    model: ModelRef | None = None
