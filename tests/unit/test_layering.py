@@ -17,6 +17,14 @@ LIGHT = [
     "pneumo.evaluation.metrics",
     "pneumo.evaluation.threshold",
     "pneumo.evaluation.report",
+    "pneumo.packaging.card",
+    "pneumo.packaging.package",
+    "pneumo.packaging.registry",
+    "pneumo.packaging.promote",
+    "pneumo.serving.app",
+    "pneumo.serving.main",
+    "pneumo.serving.routes",
+    "pneumo.serving.source",
 ]
 
 

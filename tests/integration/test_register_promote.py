@@ -1,0 +1,107 @@
+"""`pneumo register` and `pneumo promote` against a real MLflow registry on SQLite."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pneumo.cli import app
+from pneumo.config import PromoteConfig, RegisterConfig, load_config
+from pneumo.packaging.card import REQUIRED, missing_fields
+from pneumo.packaging.package import read_package
+from pneumo.packaging.promote import PromotionRefusedError, promote
+from pneumo.packaging.register import register
+from pneumo.packaging.registry import ModelRegistry
+from pneumo.serving.model import load_model
+from pneumo.settings import Settings, get_settings
+from pneumo.training.fit import train
+from tests.conftest import TINY_TRAIN, tiny_prepared
+from tests.serving_support import Registered
+
+pytestmark = pytest.mark.slow
+
+
+def test_registered_package_is_complete_and_verified(registered: Registered) -> None:
+    folder = registered.root / "runs" / registered.run_id / "model"
+    pkg = read_package(folder)
+    card = pkg.card
+    assert missing_fields(card) == []
+    assert set(REQUIRED) and card["threshold"]["chosen_on"] == "val"
+    metrics = json.loads((folder.parent / "eval-test" / "metrics.json").read_text())
+    assert card["metrics"]["auroc"] == {
+        k: metrics["auroc"][k] for k in ("value", "ci_low", "ci_high")
+    }
+    assert card["parity"]["max_abs_diff"] <= 1e-4 and card["parity"]["images"] >= 1
+    assert card["data"]["manifest_hash"] == metrics["context"]["manifest_hash"]
+    assert any("SYNTHETIC" in line for line in card["limitations"])
+    assert card["model"]["input"]["shape"] == ["batch", 1, 32, 32]
+    assert (folder / "card.html").read_text().count("Intended use") == 1
+    # ONNX Runtime on the stored verification images reproduces PyTorch's probabilities
+    model = load_model(folder, "pneumonia", "x")
+    got = model.predict(model.spec.normalize(pkg.verification.pixels))
+    np.testing.assert_allclose(got, pkg.verification.probabilities, atol=1e-4)
+    # dynamic batch axis: any batch size runs
+    assert model.predict(
+        np.repeat(model.spec.normalize(pkg.verification.pixels[:1]), 7, 0)
+    ).shape == (7,)
+
+
+def test_registry_holds_version_alias_and_promotion_record(registered: Registered) -> None:
+    settings = Settings(root=str(registered.root))
+    reg = ModelRegistry(settings)
+    assert reg.alias("champion") is not None
+    info = reg.info("1")
+    assert info.run_id == registered.run_id and info.tags["card_complete"] == "true"
+    records = reg.promotions()
+    assert records[0]["version"] == "1" and records[0]["why"] == "tests"
+    assert records[0]["who"] and records[0]["when"] and records[0]["forced"] is False
+
+
+def test_corrupt_package_is_refused(registered: Registered, tmp_path: Path) -> None:
+    import shutil
+
+    from pneumo.packaging.package import PackageError
+
+    folder = tmp_path / "model"
+    shutil.copytree(registered.root / "runs" / registered.run_id / "model", folder)
+    (folder / "model.onnx").write_bytes((folder / "model.onnx").read_bytes()[:-10])
+    with pytest.raises(PackageError, match="SHA-256"):
+        load_model(folder, "pneumonia", "x")
+
+
+def test_gate_refuses_other_data_then_force_and_rollback_are_recorded() -> None:
+    settings = get_settings()
+    runs = []
+    for name, seed in (("first", 1), ("second", 2)):
+        entry = tiny_prepared(name=name, patients=24 + seed, size=32)
+        runs.append(train(entry, load_config(None, TINY_TRAIN), settings, progress=False).run_id)
+    v1 = register(runs[0], RegisterConfig(), settings).version
+    promote(PromoteConfig(), settings, reason="first")
+    v2 = register(runs[1], RegisterConfig(), settings).version
+    with pytest.raises(PromotionRefusedError) as refused:
+        promote(PromoteConfig(), settings)
+    message = refused.value.message
+    assert "tested on different data" in message and "| AUROC |" in message
+    assert ModelRegistry(settings).alias("champion") == v1
+
+    cli = CliRunner()
+    out = cli.invoke(app, ["promote"])
+    assert out.exit_code != 0  # refused through the CLI too
+    out = cli.invoke(app, ["promote", "--force", "--reason", "new data set"])
+    assert out.exit_code == 0, out.output
+    assert "FORCED" in out.output and ModelRegistry(settings).alias("champion") == v2
+    out = cli.invoke(app, ["promote", "--version", v1, "--reason", "roll back"])
+    assert out.exit_code == 0, out.output
+    assert "rolled back" in out.output
+    records = ModelRegistry(settings).promotions()
+    assert [(r["version"], r["kind"], r["forced"]) for r in records] == [
+        (v1, "promotion", False),
+        (v2, "promotion", True),
+        (v1, "rollback", False),
+    ]
+    history = cli.invoke(app, ["promote", "--history"]).output
+    assert "FORCED" in history and "new data set" in history and "roll back" in history
