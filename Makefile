@@ -10,7 +10,7 @@ TORCHVISION_VERSION ?= 0.29.1
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench bench-train clean
+.PHONY: help install demo test lint bench bench-train bench-serve serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,12 @@ bench: $(STAMP)  ## prepare throughput against a bare Pillow loop on the NIH sam
 
 bench-train: $(STAMP)  ## training throughput: end to end against the bare model step
 	$(BIN)/python benchmarks/train_throughput.py
+
+bench-serve: $(STAMP)  ## service latency and throughput against bare in-process ONNX Runtime
+	$(BIN)/python benchmarks/serve_latency.py
+
+serve: $(STAMP)  ## serve the champion model (after train, register, promote)
+	$(BIN)/pneumo serve
 
 clean:  ## remove the default work folder (pneumo-work/)
 	rm -rf pneumo-work
