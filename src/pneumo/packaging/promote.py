@@ -98,6 +98,12 @@ def _cell(card: dict[str, Any] | None, key: str) -> str:
     return f"{item['value']:.4f} ({item['ci_low']:.3f}-{item['ci_high']:.3f})"
 
 
+def _plain(value: Any) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def comparison_table(
     version: str, card: dict[str, Any], previous: str | None, champion: dict[str, Any] | None
 ) -> str:
@@ -111,9 +117,7 @@ def comparison_table(
         rows.append(f"| {key.upper()} | {_cell(card, key)} | {_cell(champion, key)} | {delta} |")
     for label, path in (("threshold", "threshold.value"), ("test images", "metrics.n")):
         new, old = lookup(card, path), lookup(champion, path) if champion else None
-        rows.append(
-            f"| {label} | {new if new is not None else '—'} | {old if old is not None else '—'} | |"
-        )
+        rows.append(f"| {label} | {_plain(new)} | {_plain(old)} | |")
     rows.append(
         f"| data manifest | {str(lookup(card, 'data.manifest_hash'))[:12]} | "
         f"{str(lookup(champion, 'data.manifest_hash'))[:12] if champion else '—'} | |"

@@ -70,22 +70,21 @@ def code_version() -> dict[str, Any]:
 
 
 def _test_metrics(
-    ref: str, ckpt: dict[str, Any], folder: str, settings: Settings
+    ref: str, ckpt: dict[str, Any], evaluation: str, settings: Settings
 ) -> dict[str, Any]:
     from pneumo.evaluation.evaluate import evaluate
 
-    url = storage.join(folder, "eval-test", "metrics.json")
+    url = storage.join(evaluation, "metrics.json")
     if storage.exists(url, settings):
         metrics: dict[str, Any] = json.loads(storage.read_text(url, settings))
         ctx = metrics.get("context", {})
-        if ctx.get("epoch") == ckpt.get("epoch") and ctx.get("manifest_hash") == ckpt.get(
-            "manifest_hash"
-        ):
+        same = all(ctx.get(k) == ckpt.get(k) for k in ("run_id", "epoch", "manifest_hash"))
+        if same and ctx.get("split") == "test":
             return metrics
-        log.info("eval-test/metrics.json is from another checkpoint; evaluating again")
+        log.info("%s is from another checkpoint or split; evaluating again", url)
     else:
         log.info("no test evaluation for this run yet; running `pneumo evaluate %s`", ref)
-    result = evaluate(ref, EvaluateConfig(split="test"), settings)
+    result = evaluate(ref, EvaluateConfig(split="test"), settings, out=evaluation)
     return json.loads(storage.read_text(storage.join(result.out, "metrics.json"), settings))  # type: ignore[no-any-return]
 
 
@@ -165,7 +164,17 @@ def build_card(
     }
 
 
-def register(ref: str, cfg: RegisterConfig, settings: Settings | None = None) -> Registered:
+def register(
+    ref: str,
+    cfg: RegisterConfig,
+    settings: Settings | None = None,
+    *,
+    evaluation: str | None = None,
+    out: str | None = None,
+) -> Registered:
+    """Register the model of ``ref``; ``evaluation`` is the folder of its test evaluation
+    (default ``eval-test/`` in the run), ``out`` where the package is written (default
+    ``model/`` in the run)."""
     import torch
 
     from pneumo.data import registry
@@ -186,7 +195,8 @@ def register(ref: str, cfg: RegisterConfig, settings: Settings | None = None) ->
             "register packages binary Pneumonia models from `pneumo train` runs; this "
             "checkpoint is " + ("multi-label" if ckpt.get("head") != "binary" else "not from a run")
         )
-    metrics = _test_metrics(ref, ckpt, folder, settings)
+    metrics = _test_metrics(ref, ckpt, evaluation or storage.join(folder, "eval-test"), settings)
+    target = out or storage.join(folder, "model")
     data_card = load_prepared(registry.resolve(ckpt["dataset"], settings), settings).card
 
     config = ckpt["model_config"]
@@ -218,16 +228,20 @@ def register(ref: str, cfg: RegisterConfig, settings: Settings | None = None) ->
     verification = package.Verification(pixels, check.torch_probabilities)
 
     reg = ModelRegistry(settings, cfg.name)
-    run = reg.client.get_run(run_id)
+    try:
+        run = reg.client.get_run(run_id)
+    except Exception:
+        raise PneumoError(
+            f"run {run_id} is not in the MLflow tracking store {reg.uri}",
+            hint="register with the same PNEUMO_MLFLOW_TRACKING_URI / PNEUMO_ROOT as training",
+        ) from None
     # Each registration gets its own artifact folder: a version's files never change later.
     artifact_path = f"packages/{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "model"
         package.write_package(local, onnx, card, cards.render_html(card), verification)
         for name in package.FILES:
-            storage.write_bytes(
-                storage.join(folder, "model", name), (local / name).read_bytes(), settings
-            )
+            storage.write_bytes(storage.join(target, name), (local / name).read_bytes(), settings)
         reg.client.log_artifacts(run_id, str(local), artifact_path)
     source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
     test_auroc = (card["metrics"].get("auroc") or {}).get("value")
@@ -243,4 +257,9 @@ def register(ref: str, cfg: RegisterConfig, settings: Settings | None = None) ->
         source, run_id, tags, description=f"{config['backbone']} from run {run_id}"
     )
     reg.set_alias(CHALLENGER, version)
-    return Registered(cfg.name, version, run_id, storage.join(folder, "model"), card)
+    storage.write_text(
+        storage.join(target, "registered.json"),
+        json.dumps({"name": cfg.name, "version": version, "run_id": run_id, "source": source}),
+        settings,
+    )
+    return Registered(cfg.name, version, run_id, target, card)
