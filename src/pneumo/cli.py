@@ -12,7 +12,7 @@ from pneumo.errors import PneumoError
 
 app = typer.Typer(
     name="pneumo",
-    help="Pneumonia detection on chest X-rays: fetch, prepare, explore (train and serve follow).",
+    help="Pneumonia detection on chest X-rays: data, training, evaluation, registry, serving.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -191,6 +191,10 @@ def train(
         str | None,
         typer.Option(help="Continue a killed run: its run id, its folder, or 'last'."),
     ] = None,
+    export: Annotated[
+        str | None,
+        typer.Option(help="Also copy best.pt and history to this folder (fixed path, for DVC)."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Train a classifier on a prepared dataset (train and val splits only), tracked in MLflow.
@@ -199,7 +203,9 @@ def train(
     """
     from pneumo.training.runs import train_command
 
-    summary = train_command(dataset, config, list(overrides or []), resume, progress=not quiet)
+    summary = train_command(
+        dataset, config, list(overrides or []), resume, progress=not quiet, export=export
+    )
     if summary:  # empty on the non-zero ranks of a torchrun job
         typer.echo(summary)
 
@@ -234,6 +240,13 @@ def register(
     ] = "last",
     config: ConfigOpt = None,
     overrides: Overrides = None,
+    evaluation: Annotated[
+        str | None,
+        typer.Option(help="Folder of the test evaluation to card (default: the run's eval-test)."),
+    ] = None,
+    out: Annotated[
+        str | None, typer.Option(help="Where to write the package (default: the run's model/).")
+    ] = None,
 ) -> None:
     """Export a run's best model to ONNX, check parity, write its card, register a challenger."""
     from pneumo.config import load_config
@@ -241,7 +254,7 @@ def register(
     from pneumo.reporting import summarize_registration
 
     cfg = load_config(config, list(overrides or [])).registry
-    typer.echo(summarize_registration(run_register(run, cfg)))
+    typer.echo(summarize_registration(run_register(run, cfg, evaluation=evaluation, out=out)))
 
 
 @app.command("promote")
@@ -270,6 +283,40 @@ def promote(
     typer.echo(summarize_promotion(result))
 
 
+@app.command("report")
+def report(
+    candidate: Annotated[
+        str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/N, or a run id / 'last'.")
+    ] = "models:/pneumonia@challenger",
+    baseline: Annotated[
+        str, typer.Argument(help="What to compare with (default: the champion).")
+    ] = "models:/pneumonia@champion",
+    out: Annotated[str | None, typer.Option(help="Folder for report.md, report.html.")] = None,
+    split: Annotated[str, typer.Option(help="Evaluation split of runs.")] = "test",
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+) -> None:
+    """Compare two models (metrics with intervals, deltas, curves, data, gate verdict)."""
+    from pneumo import storage
+    from pneumo.comparison.document import write_report
+    from pneumo.comparison.subjects import resolve
+    from pneumo.config import load_config
+    from pneumo.settings import get_settings
+
+    settings = get_settings()
+    cfg = load_config(config, list(overrides or []))
+    a = resolve(candidate, split, settings)
+    if a is None:
+        raise PneumoError(f"{candidate} points at no model yet", hint="`pneumo register` first")
+    b = resolve(baseline, split, settings) if baseline != candidate else None
+    target = out or storage.join(settings.root, "reports", "latest")
+    result = write_report(a, b, target, cfg.promote, settings)
+    verdict = "" if result.gate is None else f" (gate {'PASS' if result.gate.passed else 'FAIL'})"
+    typer.echo(
+        f"report{verdict}: {result.files['report.md']}\n        {result.files['report.html']}"
+    )
+
+
 @app.command("serve")
 def serve(
     model: Annotated[
@@ -285,6 +332,26 @@ def serve(
     from pneumo.serving.main import run_server
 
     run_server(model=model, host=host, port=port)
+
+
+@app.command("demo")
+def demo(
+    data: Annotated[
+        str | None,
+        typer.Option(help="A dataset folder (NIH or Kermany layout); default synthetic."),
+    ] = None,
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    host: Annotated[str | None, typer.Option(help="Interface to serve on (127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on (8000).")] = None,
+    serve: Annotated[bool, typer.Option(help="End by serving the model (Ctrl-C stops).")] = True,
+) -> None:
+    """The whole cycle: fetch, prepare, eda, train, evaluate, register, promote, serve."""
+    from pneumo.demo import demo_command
+
+    demo_command(data, config, list(overrides or []), host, port, serve)
+    if serve:
+        typer.echo("service stopped; everything done is kept (a re-run reuses it)")
 
 
 @app.command("config")

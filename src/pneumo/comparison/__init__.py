@@ -1,0 +1,1 @@
+"""`pneumo report`: two models (registered versions or runs) side by side, for people and PRs."""
