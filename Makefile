@@ -24,10 +24,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install pneumo with its dev tools
 
-demo: $(STAMP)  ## the data cycle on synthetic data: fetch, prepare, EDA report
-	$(BIN)/pneumo fetch synthetic
-	$(BIN)/pneumo prepare
-	$(BIN)/pneumo eda
+demo: $(STAMP)  ## the whole cycle on synthetic data, ending in a served model (Ctrl-C stops)
+	$(BIN)/pneumo demo
 
 test: $(STAMP)  ## the test suite (real-data tests run when ../shared/data exists)
 	$(BIN)/pytest

@@ -9,7 +9,12 @@ from pneumo.serving.config import ServeSettings
 from pneumo.serving.logs import LOG_CONFIG
 
 
-def run_server(model: str | None = None, host: str | None = None, port: int | None = None) -> None:
+def run_server(
+    model: str | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    intro: str | None = None,
+) -> None:
     import uvicorn
 
     from pneumo.serving.app import create_app
@@ -25,13 +30,12 @@ def run_server(model: str | None = None, host: str | None = None, port: int | No
     app = create_app(cfg, source, loaded)
     host = host or cfg.serve_host
     port = cfg.serve_port if port is None else port
-    print(
+    banner = intro or (
         f"serving {loaded.name} v{loaded.version} from {source.description}\n"
         f"  page     http://{host}:{port}/\n  API docs http://{host}:{port}/docs\n"
-        f"  try      curl -F file=@xray.png http://{host}:{port}/v1/predict",
-        file=sys.stderr,
-        flush=True,
+        f"  try      curl -F file=@xray.png http://{host}:{port}/v1/predict"
     )
+    print(banner, file=sys.stderr, flush=True)
     uvicorn.run(
         app, host=host, port=port, log_config=LOG_CONFIG, access_log=False,
         timeout_graceful_shutdown=10,

@@ -34,12 +34,31 @@ def run_dir(ref: str, settings: Settings) -> str:
     )
 
 
+EXPORTED = ("best.pt", "history.json", "history.png")
+
+
+def export_run(run_id: str, folder: str, dest: str, settings: Settings) -> None:
+    """Copy a finished run's model and history to ``dest`` (a fixed path for pipelines), with
+    ``run.json`` naming the run, so DVC can track outputs that do not depend on the run id."""
+    import json
+
+    for name in EXPORTED:
+        source = storage.join(folder, name)
+        storage.write_bytes(
+            storage.join(dest, name), storage.read_bytes(source, settings), settings
+        )
+    storage.write_text(
+        storage.join(dest, "run.json"), json.dumps({"run_id": run_id, "run_dir": folder}), settings
+    )
+
+
 def train_command(
     dataset: str | None,
     config: str | None,
     overrides: list[str],
     resume: str | None,
     progress: bool,
+    export: str | None = None,
 ) -> str:
     from pneumo.training import checkpoint
     from pneumo.training.fit import train
@@ -61,6 +80,8 @@ def train_command(
         result = train(entry, cfg, settings, progress=progress)
     if not result.run_id:
         return ""
+    if export:
+        export_run(result.run_id, result.run_dir, export, settings)
     stop = " (early stop)" if result.stopped_early else ""
     return (
         f"run {result.run_id}: {result.epochs_run} epoch(s){stop}, best val AUROC "
