@@ -105,3 +105,19 @@ def test_gate_refuses_other_data_then_force_and_rollback_are_recorded() -> None:
     ]
     history = cli.invoke(app, ["promote", "--history"]).output
     assert "FORCED" in history and "new data set" in history and "roll back" in history
+
+    # pneumo report on two runs: markdown and HTML with the curves, data differences shown
+    out = cli.invoke(app, ["report", runs[1], runs[0], "--out", str(settings.root) + "/rep"])
+    assert out.exit_code == 0, out.output
+    folder = Path(settings.root) / "rep"
+    markdown = (folder / "report.md").read_text()
+    assert f"run {runs[1][:8]} vs run {runs[0][:8]}" in markdown
+    assert "| AUROC |" in markdown and "| dataset | second | first | **differs** |" in markdown
+    assert "Promotion gate: n/a" in markdown
+    assert (folder / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (folder / "report.html").read_text()
+    assert "data:image/png;base64," in page and "<table>" in page
+    # and on registered versions (challenger v2 vs champion v1): the gate's verdict
+    out = cli.invoke(app, ["report", f"models:/pneumonia/{v2}", "--out", str(folder / "v")])
+    assert out.exit_code == 0 and "gate FAIL" in out.output, out.output
+    assert "tested on different data" in (folder / "v" / "report.md").read_text()
