@@ -47,6 +47,7 @@ def test_repro_twice_is_a_no_op_and_a_parameter_reruns_only_downstream(tmp_path:
     work = tmp_path / "pipeline"
     work.mkdir()
     shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
+    shutil.copy(REPO / "pipeline.yaml", work / "pipeline.yaml")
     _write_params(work)
     subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=work, check=True)
 
@@ -67,3 +68,33 @@ def test_repro_twice_is_a_no_op_and_a_parameter_reruns_only_downstream(tmp_path:
     small_boot = {"n_boot": 60}
     _write_params(work, evaluate=small_boot)  # type: ignore[arg-type]
     assert _repro(work) == ["evaluate", "register"]
+
+
+def test_train_workflow_selects_dataset_and_config(tmp_path: Path) -> None:
+    """.github/scripts/select-pipeline.sh (train.yml) retargets the DVC pipeline."""
+    pytest.importorskip("dvc")
+    for name in ("dvc.yaml", "pipeline.yaml", "params.yaml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "configs").mkdir()
+    shutil.copy(REPO / "configs" / "kermany.yaml", tmp_path / "configs" / "kermany.yaml")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    script = str(REPO / ".github" / "scripts" / "select-pipeline.sh")
+    selected = {**env, "PNEUMO_DATASET": "kermany", "PNEUMO_CONFIG": "configs/kermany.yaml"}
+    no_remote = subprocess.run(["bash", script], cwd=tmp_path, env=selected, capture_output=True)
+    assert no_remote.returncode == 2 and b"no default DVC remote" in no_remote.stderr
+    subprocess.run(
+        [*dvc, "remote", "add", "-d", "store", "s3://bucket/pneumo"], cwd=tmp_path, check=True
+    )
+    subprocess.run(["bash", script], cwd=tmp_path, env=selected, check=True, capture_output=True)
+    assert yaml.safe_load((tmp_path / "pipeline.yaml").read_text()) == {
+        "dataset": "kermany", "fetch": "kermany --name kermany",
+    }  # fmt: skip
+    assert (tmp_path / "params.yaml").read_text() == (REPO / "configs" / "kermany.yaml").read_text()
+    stages = subprocess.run(
+        [*dvc, "stage", "list"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert "pneumo-work/data/kermany" in stages and "pneumo-work/prepared/kermany" in stages
+    bad = {**env, "PNEUMO_DATASET": "mnist"}
+    assert subprocess.run(["bash", script], cwd=tmp_path, env=bad).returncode == 2
