@@ -152,6 +152,11 @@ def test_bad_input_corpus_gets_the_right_4xx_and_never_500(live_service: LiveSer
         requests.post(f"{url}/v1/predict", files={"image": ("a.png", good)}, timeout=10).status_code
         == 422
     )
+    # a large valid upload (3 MB of noise, above Starlette's 1 MB in-memory default) is served
+    noise = np.random.default_rng(0).integers(0, 256, size=(1800, 1800), dtype=np.uint8)
+    large = png_bytes(Image.fromarray(noise))
+    assert len(large) > 2 * 1024 * 1024
+    assert post(url, large, "large.png").status_code == 200
     # nothing was written under a client-chosen name, nothing answered 500
     assert not list(live_service.service.cwd.rglob("*")), "the service wrote into its folder"
     assert not list(live_service.registered.root.rglob("passwd"))

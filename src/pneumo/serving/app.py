@@ -39,6 +39,13 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     """An app serving ``model`` (already loaded and verified) and polling ``source``."""
     metrics = Metrics()
     state = ServiceState(cfg, source, model, metrics)
+    # Keep accepted uploads in memory (Starlette spools parts above 1 MB to temporary files):
+    # radiographs may carry patient data and should not touch the disk at all.
+    from starlette.formparsers import MultiPartParser
+
+    MultiPartParser.spool_max_size = max(
+        MultiPartParser.spool_max_size, cfg.max_upload_bytes + MULTIPART_OVERHEAD
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
