@@ -6,6 +6,7 @@ import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pydicom.dataset
@@ -182,25 +183,6 @@ def dicom_file_bytes(ds: pydicom.dataset.Dataset) -> bytes:
     return buf.getvalue()
 
 
-def dicom_bytes(
-    pixels: np.ndarray,
-    *,
-    photometric: str = "MONOCHROME2",
-    slope: float = 1,
-    intercept: float = 0,
-    window: tuple[float, float] | None = None,
-    bits: int = 16,
-    patient_name: str = "Doe^Jane^Test",
-) -> bytes:
+def dicom_bytes(pixels: np.ndarray, **options: Any) -> bytes:
     """A small DICOM file holding ``pixels``; see :func:`dicom_dataset` for the arguments."""
-    return dicom_file_bytes(
-        dicom_dataset(
-            pixels,
-            photometric=photometric,
-            slope=slope,
-            intercept=intercept,
-            window=window,
-            bits=bits,
-            patient_name=patient_name,
-        )
-    )
+    return dicom_file_bytes(dicom_dataset(pixels, **options))

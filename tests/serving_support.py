@@ -141,23 +141,28 @@ def running_service(
         str(port),
         *([model] if model else []),
     ]
+    with started_service(args, workdir, child_env, log, f"http://127.0.0.1:{port}") as service:
+        yield service
+
+
+@contextlib.contextmanager
+def started_service(
+    args: list[str], workdir: Path, env: dict[str, str], log: Path, url: str
+) -> Iterator[Service]:
+    """Start ``args`` (a service process), wait until ``url``/readyz answers 200, stop it after."""
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            args, cwd=workdir, env=child_env, stdout=out, stderr=subprocess.STDOUT
-        )
-    service = Service(f"http://127.0.0.1:{port}", process, log, workdir)
+        process = subprocess.Popen(args, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
+    service = Service(url, process, log, workdir)
     try:
         deadline = time.monotonic() + 90
         while True:
             if process.poll() is not None:
-                raise RuntimeError(
-                    f"pneumo serve exited with {process.returncode}:\n{service.logs()}"
-                )
+                raise RuntimeError(f"{args[0]} exited with {process.returncode}:\n{service.logs()}")
             with contextlib.suppress(requests.ConnectionError):
                 if requests.get(f"{service.url}/readyz", timeout=5).status_code == 200:
                     break
             if time.monotonic() > deadline:
-                raise RuntimeError(f"pneumo serve not ready after 90 s:\n{service.logs()}")
+                raise RuntimeError(f"not ready after 90 s:\n{service.logs()}")
             time.sleep(0.2)
         yield service
     finally:

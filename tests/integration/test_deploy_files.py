@@ -17,7 +17,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ import yaml
 from pneumo.serving.metrics import Metrics
 from tests import deploy_support as ds
 from tests.conftest import REPO
-from tests.serving_support import Registered, Service, free_port
+from tests.serving_support import Registered, Service, free_port, started_service
 
 DOCKERFILES = ["serve.Dockerfile", "train.Dockerfile", "mlflow.Dockerfile"]
 VENV_BIN = Path(sys.executable).parent
@@ -183,27 +182,9 @@ def run_image_command(
     assert executable and Path(executable).parent == VENV_BIN
     workdir.mkdir(parents=True, exist_ok=True)
     log = workdir.parent / "serve-image.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [executable, *final.cmd[1:]], cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    service = Service(f"http://127.0.0.1:{env['PNEUMO_SERVE_PORT']}", process, log, workdir)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(
-                    f"the image's CMD exited {process.returncode}:\n{service.logs()}"
-                )
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{service.url}/readyz", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after 90 s:\n{service.logs()}")
-            time.sleep(0.2)
+    url = f"http://127.0.0.1:{env['PNEUMO_SERVE_PORT']}"
+    with started_service([executable, *final.cmd[1:]], workdir, env, log, url) as service:
         yield service, env, final.healthcheck[1]
-    finally:
-        service.stop()
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,7 @@ from pydicom.pixels.processing import apply_modality_lut, apply_voi, apply_windo
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
-from pneumo.data.imaging import ImageDecodeError
+from pneumo.data.imaging import ImageDecodeError, check_size
 
 MONOCHROME: Final = ("MONOCHROME1", "MONOCHROME2")
 COLOUR: Final = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")
@@ -73,14 +73,7 @@ def to_gray_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     """
     ds = _read(data)
     rows, columns, bits, photometric, samples = _image_header(ds)
-    if rows * columns > max_pixels:
-        raise ImageDecodeError(
-            f"image too large: {columns}x{rows} = {rows * columns:,} pixels exceeds the "
-            f"limit of {max_pixels:,} (decompression bomb guard)",
-            "too_large",
-        )
-    if rows < 1 or columns < 1:
-        raise ImageDecodeError(f"image has no pixels ({columns}x{rows})", "corrupt")
+    check_size(columns, rows, max_pixels)
     arr = _first_frame(ds)
     try:
         if samples == 3:

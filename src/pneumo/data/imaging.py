@@ -100,7 +100,12 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         ) from None
     except Exception as exc:  # Pillow raises many types for broken headers
         raise ImageDecodeError(f"unreadable image header: {exc}", "corrupt") from None
-    width, height = img.size
+    check_size(*img.size, max_pixels)
+    return img
+
+
+def check_size(width: int, height: int, max_pixels: int) -> None:
+    """The decompression-bomb guard, from the header's size alone (before any pixel is read)."""
     if width * height > max_pixels:
         raise ImageDecodeError(
             f"image too large: {width}x{height} = {width * height:,} pixels exceeds the "
@@ -109,7 +114,6 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         )
     if width < 1 or height < 1:
         raise ImageDecodeError(f"image has no pixels ({width}x{height})", "corrupt")
-    return img
 
 
 def _high_bit_to_uint8(arr: np.ndarray) -> np.ndarray:
