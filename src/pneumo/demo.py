@@ -3,7 +3,7 @@
 fetch → prepare → eda → train → evaluate → register → promote → serve, on a laptop: local
 folders under ``PNEUMO_ROOT``, MLflow on SQLite, CPU. Synthetic data by default; ``--data PATH``
 takes any dataset `pneumo fetch local` understands. The model is small on purpose (ResNet-18 at
-128 px, a few epochs; :data:`DEMO_OVERRIDES`) so the cycle takes minutes on two cores; a config
+64 px, ten epochs; :data:`DEMO_OVERRIDES`) so the cycle takes minutes on two cores; a config
 file and overrides change it. Each stage says whether it ran or was reused:
 
 - fetch: a registered dataset whose folder exists is reused;
@@ -33,12 +33,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEMO_OVERRIDES = [
-    "prepare.image_size=128",
+    "synthetic.patients=300",  # about 500 images: enough for the model to learn something
+    "prepare.image_size=64",
     "train.backbone=resnet18",
-    "train.epochs=3",
+    "train.epochs=10",
     "train.batch_size=32",
     "train.lr=0.001",
-    "train.patience=3",
+    "train.patience=4",
     "evaluate.n_boot=300",
 ]
 STAGES = ("fetch", "prepare", "eda", "train", "evaluate", "register", "promote", "serve")
