@@ -121,3 +121,14 @@ def test_gate_refuses_other_data_then_force_and_rollback_are_recorded() -> None:
     out = cli.invoke(app, ["report", f"models:/pneumonia/{v2}", "--out", str(folder / "v")])
     assert out.exit_code == 0 and "gate FAIL" in out.output, out.output
     assert "tested on different data" in (folder / "v" / "report.md").read_text()
+
+
+def test_serve_without_a_model_or_with_a_bad_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from pneumo.errors import PneumoError
+
+    cli = CliRunner()
+    out = cli.invoke(app, ["serve"])
+    assert isinstance(out.exception, PneumoError)
+    assert "alias 'champion'" in out.exception.message and out.exception.hint
+    out = cli.invoke(app, ["serve", str(tmp_path)])
+    assert isinstance(out.exception, PneumoError) and "not a model package" in out.exception.message

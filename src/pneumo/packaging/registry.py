@@ -191,10 +191,12 @@ class ModelRegistry:
             )
             final.parent.mkdir(parents=True, exist_ok=True)
             Path(path).rename(final)
-        except OSError as exc:
+        except Exception as exc:  # MLflow and the stores raise many types; say which version
             if not final.is_dir():
+                reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 raise PneumoError(
-                    f"cannot download {self.name} v{version} from {source}: {exc}"
+                    f"cannot download {self.name} v{version} from {source}: {reason}",
+                    hint="check the artifact store's credentials and endpoint",
                 ) from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
