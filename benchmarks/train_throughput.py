@@ -16,6 +16,7 @@ import argparse
 import os
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -107,6 +108,14 @@ def main() -> None:
         workers = loader_workers(-1, 1)
         order = np.random.default_rng(0).permutation(len(train_ds))
 
+        def run(batches: Any, step_ctx: StepContext, steps: int) -> None:
+            """The same training steps for both measurements; only the batches differ."""
+            train_epoch(
+                net, batches, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn,
+                ctx=step_ctx, first_step=0, total=steps, on_step=lambda *_: None, desc="",
+                progress=False,
+            )  # fmt: skip
+
         def end_to_end(steps: int) -> None:
             chosen = batches_from(np.resize(order, steps * batch), batch, True)
             loader = torch.utils.data.DataLoader(
@@ -116,19 +125,7 @@ def main() -> None:
                 num_workers=workers,
                 pin_memory=gpu,
             )
-            train_epoch(
-                net,
-                loader,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                loss_fn=loss_fn,
-                ctx=ctx,
-                first_step=0,
-                total=steps,
-                on_step=lambda *_: None,
-                desc="",
-                progress=False,
-            )
+            run(loader, ctx, steps)
 
         pixels = torch.randint(
             0, 256, (batch, data.image.size, data.image.size), dtype=torch.uint8, device=device
@@ -137,19 +134,7 @@ def main() -> None:
         bare_ctx = StepContext(spec, device, gpu, True, None, 0)
 
         def bare(steps: int) -> None:
-            train_epoch(
-                net,
-                [(pixels, target)] * steps,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                loss_fn=loss_fn,
-                ctx=bare_ctx,
-                first_step=0,
-                total=steps,
-                on_step=lambda *_: None,
-                desc="",
-                progress=False,
-            )
+            run([(pixels, target)] * steps, bare_ctx, steps)
 
         name = (
             torch.cuda.get_device_name(device)

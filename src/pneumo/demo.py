@@ -122,19 +122,16 @@ def _train(entry: Dataset, cfg: ExperimentConfig, settings: Settings) -> tuple[s
 
 
 def _evaluate(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
-    from pneumo.evaluation.evaluate import evaluate
+    from pneumo.evaluation.evaluate import current_metrics, evaluate
     from pneumo.training import checkpoint
 
     folder = storage.join(settings.runs, run_id)
-    metrics_url = storage.join(folder, "eval-test", "metrics.json")
-    if storage.exists(metrics_url, settings):
-        metrics = json.loads(storage.read_text(metrics_url, settings))
-        epoch = checkpoint.load(storage.join(folder, "best.pt"), settings).get("epoch")
-        if metrics.get("context", {}).get("epoch") == epoch:
-            auroc = metrics["auroc"]["value"]
-            return storage.join(
-                folder, "eval-test", "report.md"
-            ), f"test AUROC {auroc:.3f} (reused)"
+    evaluation = storage.join(folder, "eval-test")
+    ckpt = checkpoint.load(storage.join(folder, "best.pt"), settings)
+    metrics = current_metrics(evaluation, ckpt, settings)
+    if metrics is not None:
+        auroc = metrics["auroc"]["value"]
+        return storage.join(evaluation, "report.md"), f"test AUROC {auroc:.3f} (reused)"
     result = evaluate(run_id, cfg.evaluate.model_copy(update={"split": "test"}), settings)
     auroc = result.summary["auroc"]
     ci = (

@@ -16,7 +16,8 @@ import numpy as np
 from pneumo import storage
 from pneumo.comparison.subjects import Subject
 from pneumo.config import PromoteConfig
-from pneumo.packaging.card import METRIC_KEYS, lookup
+from pneumo.packaging.card import delta, lookup, markdown_table, plain
+from pneumo.packaging.card import metric_rows as card_metric_rows
 from pneumo.packaging.promote import Gate, check_gate
 from pneumo.settings import Settings
 
@@ -45,27 +46,12 @@ class Report:
     markdown: str
 
 
-def _metric(card: dict[str, Any] | None, key: str) -> str:
-    item = lookup(card or {}, f"metrics.{key}")
-    if not isinstance(item, dict) or item.get("value") is None:
-        return "—"
-    if item.get("ci_low") is None:
-        return f"{item['value']:.4f}"
-    return f"{item['value']:.4f} ({item['ci_low']:.3f}-{item['ci_high']:.3f})"
-
-
 def metric_rows(a: Subject, b: Subject | None) -> list[list[str]]:
-    rows = []
-    for key in METRIC_KEYS:
-        new = lookup(a.card, f"metrics.{key}.value")
-        old = lookup(b.card, f"metrics.{key}.value") if b else None
-        delta = f"{new - old:+.4f}" if new is not None and old is not None else "—"
-        rows.append([key.upper(), _metric(a.card, key), _metric(b.card if b else None, key), delta])
+    rows = card_metric_rows(a.card, b.card if b else None)
     for label, path in (("ECE", "metrics.ece"), ("threshold", "threshold.value")):
         new = lookup(a.card, path)
         old = lookup(b.card, path) if b else None
-        delta = f"{new - old:+.4f}" if new is not None and old is not None else "—"
-        rows.append([label, _num(new), _num(old), delta])
+        rows.append([label, plain(new), plain(old), delta(new, old)])
     return rows
 
 
@@ -83,20 +69,10 @@ def data_rows(a: Subject, b: Subject | None) -> list[list[str]]:
     return rows
 
 
-def _num(value: Any) -> str:
-    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
 def _short(value: Any) -> str:
     if isinstance(value, str) and len(value) == 64:
         return value[:12]
-    return _num(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+    return plain(value)
 
 
 def curves_png(subjects: list[Subject]) -> bytes | None:
@@ -119,11 +95,11 @@ def curves_png(subjects: list[Subject]) -> bytes | None:
         p = subject.predictions["probability"].to_numpy(dtype=np.float64)
         fpr, tpr, _ = roc_curve(y, p, drop_intermediate=True)
         auroc = lookup(subject.card, "metrics.auroc.value")
-        roc_ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{subject.label}  AUROC {_num(auroc)}")
+        roc_ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{subject.label}  AUROC {plain(auroc)}")
         precision, recall, _ = pr_curve(y, p)
         auprc = lookup(subject.card, "metrics.auprc.value")
         pr_ax.plot(
-            recall, precision, color=color, lw=1.8, label=f"{subject.label}  AUPRC {_num(auprc)}"
+            recall, precision, color=color, lw=1.8, label=f"{subject.label}  AUPRC {plain(auprc)}"
         )
     roc_ax.plot([0, 1], [0, 1], color="#8c8c8c", lw=0.8, ls="--")
     roc_ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC (test split)")
@@ -144,7 +120,7 @@ def render_markdown(
     parts = [
         f"## pneumo report: {a.label} vs {other}",
         "",
-        _table(["metric (test)", a.label, other, "Δ"], metric_rows(a, b)),
+        markdown_table(["metric (test)", a.label, other, "Δ"], metric_rows(a, b)),
         "",
         "Intervals: 95% bootstrap. Sensitivity, specificity, PPV, NPV and accuracy at each "
         "model's own validation-chosen threshold.",
@@ -159,7 +135,7 @@ def render_markdown(
         parts += [f"Promotion gate: {gate_note}", ""]
     if figure:
         parts += [f"![ROC and PR curves]({figure})", ""]
-    parts += ["### Data", "", _table(["", a.label, other, ""], data_rows(a, b)), ""]
+    parts += ["### Data", "", markdown_table(["", a.label, other, ""], data_rows(a, b)), ""]
     return "\n".join(parts)
 
 

@@ -43,6 +43,22 @@ def resolve_checkpoint(ref: str, settings: Settings) -> tuple[str, str | None]:
     return storage.join(folder, "best.pt"), folder
 
 
+def current_metrics(
+    folder: str, ckpt: dict[str, Any], settings: Settings, split: str = "test"
+) -> dict[str, Any] | None:
+    """The metrics.json in ``folder`` if it evaluates this very checkpoint on ``split``, else None
+    (missing, or written for another run, epoch, dataset or split)."""
+    import json
+
+    url = storage.join(folder, "metrics.json")
+    if not storage.exists(url, settings):
+        return None
+    metrics: dict[str, Any] = json.loads(storage.read_text(url, settings))
+    ctx = metrics.get("context", {})
+    same = all(ctx.get(k) == ckpt.get(k) for k in ("run_id", "epoch", "manifest_hash"))
+    return metrics if same and ctx.get("split") == split else None
+
+
 def predictions(
     model: Any, frame: pd.DataFrame, cache: str, split: str, ctx: Any, settings: Settings
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:

@@ -143,27 +143,18 @@ def _ratio(num: int, den: int) -> float | None:
 
 
 def bootstrap_ci(
-    y: npt.ArrayLike,
-    p: npt.ArrayLike,
-    metric: MetricName | MetricFn,
-    *,
-    groups: npt.ArrayLike | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = ALPHA,
-    threshold: float | None = None,
+    y: npt.ArrayLike, p: npt.ArrayLike, metric: MetricName | MetricFn, **options: Any
 ) -> tuple[float | None, float | None]:
     """Percentile (1 - alpha) interval; patients are resampled when ``groups`` holds their ids.
 
     ``metric`` is a name ("auroc", "auprc", or a ratio at ``threshold``: "sensitivity",
     "specificity", "ppv", "npv", "accuracy", "f1"), computed for all resamples at once, or any
-    ``metric(y, p)`` callable, called once per resample. Resamples on which the metric is
-    undefined (a single class; an empty denominator) are skipped and logged; use
+    ``metric(y, p)`` callable, called once per resample. ``options`` are those of
+    :func:`bootstrap_interval` (groups, n_boot, seed, alpha, threshold). Resamples on which the
+    metric is undefined (a single class; an empty denominator) are skipped and logged; use
     :func:`bootstrap_interval` to get that count. (None, None) when fewer than two are usable.
     """
-    interval = bootstrap_interval(
-        y, p, metric, groups=groups, n_boot=n_boot, seed=seed, alpha=alpha, threshold=threshold
-    )
+    interval = bootstrap_interval(y, p, metric, **options)
     if interval.skipped:
         log.warning(
             "bootstrap: %d of %d resamples skipped (metric undefined on them)",
@@ -184,7 +175,8 @@ def bootstrap_interval(
     alpha: float = ALPHA,
     threshold: float | None = None,
 ) -> Interval:
-    """:func:`bootstrap_ci` with the number of skipped resamples."""
+    """The bootstrap interval of ``metric`` (see :func:`bootstrap_ci`), with the number of
+    resamples skipped because the metric was undefined on them."""
     labels, scores = labels_and_scores(y, p)
     codes = group_codes(groups, labels.size)
     if callable(metric):

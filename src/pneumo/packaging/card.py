@@ -107,6 +107,46 @@ def limitations(data_card: dict[str, Any], metrics: dict[str, Any]) -> list[str]
     return out
 
 
+def plain(value: Any) -> str:
+    """A card value for a table cell: floats to 4 decimals, None as a dash."""
+    if value is None:
+        return "—"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def metric_cell(card: dict[str, Any] | None, key: str) -> str:
+    """``value (ci_low-ci_high)`` of ``metrics.<key>``, or a dash."""
+    item = lookup(card or {}, f"metrics.{key}")
+    if not isinstance(item, dict) or item.get("value") is None:
+        return "—"
+    if item.get("ci_low") is None:
+        return f"{item['value']:.4f}"
+    return f"{item['value']:.4f} ({item['ci_low']:.3f}-{item['ci_high']:.3f})"
+
+
+def delta(new: Any, old: Any) -> str:
+    return f"{new - old:+.4f}" if new is not None and old is not None else "—"
+
+
+def metric_rows(new: dict[str, Any], old: dict[str, Any] | None) -> list[list[str]]:
+    """[METRIC, new with CI, old with CI, delta] for each of :data:`METRIC_KEYS`."""
+    return [
+        [
+            key.upper(),
+            metric_cell(new, key),
+            metric_cell(old, key),
+            delta(lookup(new, f"metrics.{key}.value"), lookup(old or {}, f"metrics.{key}.value")),
+        ]
+        for key in METRIC_KEYS
+    ]
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The card's ``metrics`` section from an evaluation's metrics.json."""
     out: dict[str, Any] = {

@@ -23,7 +23,7 @@ from typing import Any
 
 from pneumo.config import PromoteConfig
 from pneumo.errors import PneumoError
-from pneumo.packaging.card import METRIC_KEYS, lookup, missing_fields
+from pneumo.packaging.card import lookup, markdown_table, metric_rows, missing_fields, plain
 from pneumo.packaging.registry import CHALLENGER, CHAMPION, ModelRegistry
 from pneumo.settings import Settings, get_settings
 
@@ -87,42 +87,17 @@ def check_gate(
     return gate
 
 
-def _cell(card: dict[str, Any] | None, key: str) -> str:
-    if card is None:
-        return "—"
-    item = lookup(card, f"metrics.{key}")
-    if not isinstance(item, dict) or item.get("value") is None:
-        return "—"
-    if item.get("ci_low") is None:
-        return f"{item['value']:.4f}"
-    return f"{item['value']:.4f} ({item['ci_low']:.3f}-{item['ci_high']:.3f})"
-
-
-def _plain(value: Any) -> str:
-    if value is None:
-        return "—"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
 def comparison_table(
     version: str, card: dict[str, Any], previous: str | None, champion: dict[str, Any] | None
 ) -> str:
     """A markdown table: candidate vs champion, metric by metric, with the delta."""
-    head = f"| | candidate v{version} | champion {'v' + previous if previous else '(none)'} | Δ |"
-    rows = [head, "|---|---|---|---|"]
-    for key in METRIC_KEYS:
-        new = lookup(card, f"metrics.{key}.value")
-        old = lookup(champion, f"metrics.{key}.value") if champion else None
-        delta = f"{new - old:+.4f}" if new is not None and old is not None else "—"
-        rows.append(f"| {key.upper()} | {_cell(card, key)} | {_cell(champion, key)} | {delta} |")
+    rows = metric_rows(card, champion)
     for label, path in (("threshold", "threshold.value"), ("test images", "metrics.n")):
-        new, old = lookup(card, path), lookup(champion, path) if champion else None
-        rows.append(f"| {label} | {_plain(new)} | {_plain(old)} | |")
-    rows.append(
-        f"| data manifest | {str(lookup(card, 'data.manifest_hash'))[:12]} | "
-        f"{str(lookup(champion, 'data.manifest_hash'))[:12] if champion else '—'} | |"
-    )
-    return "\n".join(rows)
+        rows.append([label, plain(lookup(card, path)), plain(lookup(champion or {}, path)), ""])
+    manifest = [str(lookup(c, "data.manifest_hash"))[:12] if c else "—" for c in (card, champion)]
+    rows.append(["data manifest", *manifest, ""])
+    champ = f"v{previous}" if previous else "(none)"
+    return markdown_table(["", f"candidate v{version}", f"champion {champ}", "Δ"], rows)
 
 
 def _who() -> str:

@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from pneumo.packaging import card as cards
 from pneumo.packaging import package
 from pneumo.packaging.registry import CHALLENGER, ModelRegistry
 from pneumo.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from pneumo.training.setup import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -72,33 +75,22 @@ def code_version() -> dict[str, Any]:
 def _test_metrics(
     ref: str, ckpt: dict[str, Any], evaluation: str, settings: Settings
 ) -> dict[str, Any]:
-    from pneumo.evaluation.evaluate import evaluate
+    from pneumo.evaluation.evaluate import current_metrics, evaluate
 
-    url = storage.join(evaluation, "metrics.json")
-    if storage.exists(url, settings):
-        metrics: dict[str, Any] = json.loads(storage.read_text(url, settings))
-        ctx = metrics.get("context", {})
-        same = all(ctx.get(k) == ckpt.get(k) for k in ("run_id", "epoch", "manifest_hash"))
-        if same and ctx.get("split") == "test":
-            return metrics
-        log.info("%s is from another checkpoint or split; evaluating again", url)
-    else:
-        log.info("no test evaluation for this run yet; running `pneumo evaluate %s`", ref)
+    metrics = current_metrics(evaluation, ckpt, settings)
+    if metrics is not None:
+        return metrics
+    log.info("no test evaluation of this checkpoint in %s; running `pneumo evaluate`", evaluation)
     result = evaluate(ref, EvaluateConfig(split="test"), settings, out=evaluation)
     return json.loads(storage.read_text(storage.join(result.out, "metrics.json"), settings))  # type: ignore[no-any-return]
 
 
-def _parity_images(ckpt: dict[str, Any], n: int, settings: Settings) -> np.ndarray:
-    from pneumo.data import registry
+def _parity_images(data: PreparedData, n: int, settings: Settings) -> np.ndarray:
     from pneumo.data.cache import CacheReader
-    from pneumo.training.setup import load_prepared
 
-    data = load_prepared(registry.resolve(ckpt["dataset"], settings), settings)
     val = data.manifest[data.manifest[schema.SPLIT] == "val"].head(n)
     if val.empty:
-        raise PneumoError(
-            f"dataset '{ckpt['dataset']}' has no validation images to check the export on"
-        )
+        raise PneumoError(f"{data.folder} has no validation images to check the export on")
     reader = CacheReader(data.cache, settings)
     return np.stack(
         [
@@ -197,7 +189,7 @@ def register(
         )
     metrics = _test_metrics(ref, ckpt, evaluation or storage.join(folder, "eval-test"), settings)
     target = out or storage.join(folder, "model")
-    data_card = load_prepared(registry.resolve(ckpt["dataset"], settings), settings).card
+    data = load_prepared(registry.resolve(ckpt["dataset"], settings), settings)
 
     config = ckpt["model_config"]
     model = build_model(config["backbone"], weights="none", num_outputs=config["num_outputs"])
@@ -205,7 +197,7 @@ def register(
     spec = PreprocessSpec.from_dict(ckpt["preprocess"])
     log.info("exporting %s to ONNX (opset %d)", config["backbone"], cfg.opset)
     onnx = export_onnx(model, spec.image.size, cfg.opset)
-    pixels = _parity_images(ckpt, cfg.parity_images, settings)
+    pixels = _parity_images(data, cfg.parity_images, settings)
     with torch.inference_mode():
         check = parity(model, onnx, pixels, spec)
     worst = check.max_abs_diff
@@ -220,7 +212,7 @@ def register(
         "tolerance": cfg.parity_tolerance,
     }  # fmt: skip
     card = build_card(
-        cfg.name, ckpt, metrics, data_card, package.sha256_bytes(onnx), parity_info, cfg.opset
+        cfg.name, ckpt, metrics, data.card, package.sha256_bytes(onnx), parity_info, cfg.opset
     )
     missing = cards.missing_fields(card)
     if missing:

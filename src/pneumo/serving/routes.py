@@ -123,9 +123,10 @@ async def predict_batch(
         for task in tasks:
             task.cancel()
         raise
+    decisions = [_label(model, p) for p in probs]
     items = [
-        BatchItem(index=i, probability=p, label=_label(model, p)[0], positive=_label(model, p)[1])
-        for i, p in enumerate(probs)
+        BatchItem(index=i, probability=p, label=label, positive=positive)
+        for i, (p, (label, positive)) in enumerate(zip(probs, decisions, strict=True))
     ]
     request.state.log = {"model_version": model.version, "images": len(items)}
     return BatchPrediction(
