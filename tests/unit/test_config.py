@@ -52,3 +52,13 @@ def test_shipped_default_config_matches_the_code() -> None:
     from tests.conftest import REPO
 
     assert load_config(str(REPO / "configs" / "default.yaml")) == ExperimentConfig()
+
+
+@pytest.mark.parametrize("name", ["kermany.yaml", "kermany-gpu.yaml"])
+def test_shipped_recipes_load_and_differ_from_the_defaults(name: str) -> None:
+    from tests.conftest import REPO
+
+    cfg = load_config(str(REPO / "configs" / name))  # a typo in the file would raise here
+    assert cfg.train.weights == "none"  # both recipes train from scratch
+    assert cfg.evaluate.split == "test"
+    assert cfg != ExperimentConfig()

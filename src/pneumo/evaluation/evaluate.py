@@ -62,15 +62,11 @@ def current_metrics(
 def predictions(
     model: Any, frame: pd.DataFrame, cache: str, split: str, ctx: Any, settings: Settings
 ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    import torch
-
-    from pneumo.training.data import ShardImages, collate_batch
+    from pneumo.training.data import ShardImages, make_loader
     from pneumo.training.loop import batches_from, predict
 
     ds = ShardImages(frame, cache, [split], [schema.LABEL], settings)
-    loader = torch.utils.data.DataLoader(
-        ds, batch_sampler=batches_from(np.arange(len(ds)), 64, False), collate_fn=collate_batch
-    )
+    loader = make_loader(ds, batches_from(np.arange(len(ds)), 64, False))
     scores, targets, _ = predict(model, loader, ctx)
     return ds.frame, targets[:, 0].astype(np.int64), scores[:, 0].astype(np.float64)
 
@@ -122,11 +118,13 @@ def evaluate(
     model.load_state_dict(ckpt["model"])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
-    ctx = StepContext(spec, device, device.type == "cuda", False)
-
-    _, y_val, p_val = predictions(model, data.manifest, data.cache, "val", ctx, settings)
+    # float32 throughout, no bf16 and no TF32 convolutions even on a GPU: the probabilities (and
+    # so the threshold and the metrics) are those the float32 ONNX export will serve.
+    ctx = StepContext(spec, device, False, False)
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        _, y_val, p_val = predictions(model, data.manifest, data.cache, "val", ctx, settings)
+        frame, y, p = predictions(model, data.manifest, data.cache, cfg.split, ctx, settings)
     threshold = choose_threshold(y_val, p_val, method, target)
-    frame, y, p = predictions(model, data.manifest, data.cache, cfg.split, ctx, settings)
     groups = frame[schema.PATIENT_ID].to_numpy() if frame[schema.PATIENT_ID].notna().all() else None
     subgroups = {
         "sex": frame[schema.SEX].astype("object").fillna("unknown").to_numpy(),

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,46 @@ def collate_batch(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """`__getitems__` already returns a stacked batch: pass it through."""
     pixels, targets = batch
     return pixels, targets
+
+
+class EpochBatches:
+    """A batch sampler whose batches are replaced each epoch.
+
+    One DataLoader over it, with persistent workers, serves every epoch: the worker processes
+    start once per run instead of once per epoch (on a GPU an epoch can take seconds, and
+    restarting eight workers each time would leave it idle).
+    """
+
+    def __init__(self, batches: Iterable[list[int]] = ()) -> None:
+        self.batches: list[list[int]] = list(batches)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def loader_workers(requested: int, world: int) -> int:
+    """``requested`` if set (>= 0), else one per core left to this rank, at most 8."""
+    if requested >= 0:
+        return requested
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
+    return max(0, min(8, cores // world - 1))
+
+
+def make_loader(
+    ds: ShardImages, batches: Iterable[list[int]], workers: int = 0, pin: bool = False
+) -> torch.utils.data.DataLoader[Any]:
+    """Batches of uint8 pixels and targets; workers persist across epochs and prefetch."""
+    extra: dict[str, Any] = {"persistent_workers": True, "prefetch_factor": 4} if workers else {}
+    return torch.utils.data.DataLoader(
+        ds,
+        batch_sampler=batches,
+        collate_fn=collate_batch,
+        num_workers=workers,
+        pin_memory=pin,
+        **extra,
+    )

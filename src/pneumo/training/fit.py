@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -27,7 +26,7 @@ from pneumo.evaluation.threshold import choose_threshold
 from pneumo.models import build_model
 from pneumo.settings import Settings, get_settings
 from pneumo.training import checkpoint, distributed, setup
-from pneumo.training.data import collate_batch
+from pneumo.training.data import EpochBatches, loader_workers, make_loader
 from pneumo.training.history import history_png
 from pneumo.training.loop import StepContext, batches_from, predict, train_epoch
 
@@ -68,23 +67,6 @@ def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-def _loader(
-    ds: Any, batches: list[list[int]], workers: int, pin: bool
-) -> torch.utils.data.DataLoader[Any]:
-    return torch.utils.data.DataLoader(
-        ds, batch_sampler=batches, collate_fn=collate_batch, num_workers=workers, pin_memory=pin
-    )
-
-
-def loader_workers(requested: int, world: int) -> int:
-    if requested >= 0:
-        return requested
-    cores = (
-        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    )
-    return max(0, min(8, cores // world - 1))
-
-
 def train(
     dataset: Dataset,
     config: ExperimentConfig,
@@ -122,6 +104,7 @@ def _train(
         cfg.backbone, weights=cfg.weights, num_outputs=len(targets), dropout=cfg.dropout
     )
     model = model.to(device)
+    setup.configure_backends(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
@@ -174,9 +157,11 @@ def _train(
     ctx = StepContext(spec, device, bf16, cfg.channels_last, cfg.augment, cfg.seed)
     workers = loader_workers(cfg.workers, info.world)
     pin = device.type == "cuda"
-    val_loader = _loader(
+    val_loader = make_loader(
         val_ds, batches_from(np.arange(len(val_ds)), cfg.batch_size * 2, False), workers, pin
     )
+    epoch_batches = EpochBatches()
+    train_loader = make_loader(train_ds, epoch_batches, workers, pin)
     common = {
         "model_config": {
             "backbone": cfg.backbone,
@@ -212,6 +197,7 @@ def _train(
         mine = order[info.rank : per_rank * info.world : info.world]
         batches = batches_from(mine, cfg.batch_size, drop_last=True)[:steps]
         skip = state.step_in_epoch
+        epoch_batches.batches = batches[skip:]
 
         def on_step(global_step: int, _: Any) -> None:
             state.global_step = global_step
@@ -220,14 +206,13 @@ def _train(
                 save_last()
 
         stats = train_epoch(
-            net, _loader(train_ds, batches[skip:], workers, pin), optimizer=optimizer,
+            net, train_loader, optimizer=optimizer,
             scheduler=scheduler, loss_fn=loss_fn, ctx=ctx, first_step=state.global_step,
             total=len(batches) - skip, on_step=on_step,
             desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and info.main,
         )  # fmt: skip
         val_scores, val_targets, val_loss = predict(model, val_loader, ctx, loss_fn)
-        train_scores = np.concatenate(stats.scores) if stats.scores else np.zeros((0, len(targets)))
-        train_targets = np.concatenate(stats.targets) if stats.targets else train_scores
+        train_targets, train_scores = stats.arrays(len(targets))
         row = {
             "epoch": epoch,
             "train_loss": stats.loss,

@@ -1,8 +1,14 @@
-"""One training epoch and one prediction pass; no bookkeeping here (see fit.py)."""
+"""One training epoch and one prediction pass; no bookkeeping here (see fit.py).
+
+A training step waits for the device once, at its end, to read the loss (for the NaN check and
+the progress bar) after all of its work is queued; scores stay on the device until the epoch
+ends. So the device never idles between a step's forward and backward pass.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,13 +37,22 @@ class StepContext:
 class EpochStats:
     loss_sum: float = 0.0
     seen: int = 0
-    scores: list[np.ndarray] = field(default_factory=list)
-    targets: list[np.ndarray] = field(default_factory=list)
+    scores: list[torch.Tensor] = field(default_factory=list)  # on the training device
+    targets: list[torch.Tensor] = field(default_factory=list)  # as the loader gave them
     seconds: float = 0.0
 
     @property
     def loss(self) -> float:
         return self.loss_sum / max(self.seen, 1)
+
+    def arrays(self, outputs: int) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, scores) of the epoch's images as float arrays of shape (N, outputs)."""
+        if not self.scores:
+            empty = np.zeros((0, outputs), dtype=np.float32)
+            return empty, empty
+        scores = torch.cat(self.scores).float().cpu().numpy()
+        targets = torch.cat([t.cpu() for t in self.targets]).float().numpy()
+        return targets, scores
 
 
 def autocast(ctx: StepContext) -> contextlib.AbstractContextManager[object]:
@@ -86,22 +101,24 @@ def train_epoch(
             with autocast(ctx):
                 logits = model(x)
             loss = loss_fn(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise PneumoError(
-                    f"the training loss became {loss.item()} at step {step}",
-                    hint="lower train.lr, try train.precision=fp32, or check the data; "
-                    "the last checkpoint before this step is kept for --resume",
-                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
+            value = loss.item()  # the step's one wait for the device
+            if not math.isfinite(value):
+                # Raised before on_step, so no checkpoint holds this step's weights.
+                raise PneumoError(
+                    f"the training loss became {value} at step {step}",
+                    hint="lower train.lr, try train.precision=fp32, or check the data; "
+                    "the last checkpoint before this step is kept for --resume",
+                )
             step += 1
             n = len(y)
-            stats.loss_sum += float(loss.detach()) * n
+            stats.loss_sum += value * n
             stats.seen += n
-            stats.scores.append(torch.sigmoid(logits.detach().float()).cpu().numpy())
-            stats.targets.append(y.cpu().numpy())
+            stats.scores.append(torch.sigmoid(logits.detach().float()))
+            stats.targets.append(target)
             stats.seconds = time.perf_counter() - start
             bar.set_postfix(loss=f"{stats.loss:.4f}", img_s=f"{stats.seen / stats.seconds:.0f}")
             bar.update()
@@ -118,18 +135,19 @@ def predict(
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """Probabilities and targets for every image (no augmentation), and the mean loss."""
     model.eval()
-    scores, targets, loss_sum, seen = [], [], 0.0, 0
+    stats = EpochStats()
+    loss_sum = torch.zeros((), device=ctx.device)
     for pixels, target in batches:
         x = prepare_batch(pixels, ctx.spec, None, None, ctx.device, ctx.channels_last)
         with autocast(ctx):
             logits = model(x).float()
-        y = target.to(ctx.device)
         if loss_fn is not None:
-            loss_sum += float(loss_fn(logits, y)) * len(y)
-        seen += len(y)
-        scores.append(torch.sigmoid(logits).cpu().numpy())
-        targets.append(target.numpy())
-    return np.concatenate(scores), np.concatenate(targets), loss_sum / max(seen, 1)
+            loss_sum += loss_fn(logits, target.to(ctx.device, non_blocking=True)) * len(target)
+        stats.seen += len(target)
+        stats.scores.append(torch.sigmoid(logits))
+        stats.targets.append(target)
+    targets, scores = stats.arrays(0)
+    return scores, targets, float(loss_sum) / max(stats.seen, 1)
 
 
 def batches_from(order: np.ndarray, batch_size: int, drop_last: bool) -> list[list[int]]:
