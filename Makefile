@@ -10,10 +10,10 @@ TORCHVISION_VERSION ?= 0.29.1
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench bench-train bench-serve serve clean
+.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve serve clean
 
 help:  ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench: $(STAMP)  ## prepare throughput against a bare Pillow loop on the NIH sam
 
 bench-train: $(STAMP)  ## training throughput: end to end against the bare model step
 	$(BIN)/python benchmarks/train_throughput.py
+
+bench-gpu: $(STAMP)  ## on a CUDA machine: training benchmarks and the Kermany GPU recipe
+	PYTHON=$(BIN)/python bash benchmarks/gpu.sh ../shared/data/kermany-224 gpu-results
 
 bench-serve: $(STAMP)  ## service latency and throughput against bare in-process ONNX Runtime
 	$(BIN)/python benchmarks/serve_latency.py

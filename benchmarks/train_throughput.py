@@ -1,7 +1,7 @@
 """End-to-end training throughput against the bare model step, same model, same run.
 
     python benchmarks/train_throughput.py [--dataset NAME_OR_PATH] [--backbone densenet121]
-        [--size 224] [--batch 64] [--steps 200] [--compile] [--json FILE]
+        [--size 224] [--batch 64] [--steps 200] [--compile] [--json FILE] [--profile DIR]
 
 End to end: cached shards → DataLoader (persistent workers, pinned memory) → on-device
 augmentation and normalisation → forward, backward and fused AdamW step (bf16 autocast,
@@ -9,6 +9,9 @@ channels_last and cuDNN autotuning on a GPU), exactly as `pneumo train` does it.
 model and optimizer stepping on a uint8 batch already on the device. Prints both rates in
 images/s and their ratio (target on a GPU: >= 0.85). Without --dataset it builds a synthetic
 dataset at --size in a temporary folder first (at most 2,000 patients; batches cycle over it).
+--profile DIR then profiles a few steps of each with torch.profiler: a Chrome trace per variant
+in DIR, the operators that take the most time, and the share of wall time the GPU was busy
+(a low share means the step is bound by the host: Python and kernel launches).
 """
 
 from __future__ import annotations
@@ -62,6 +65,32 @@ def rate(run: Any, steps: int, batch: int, device: torch.device) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
+def profile(run: Any, steps: int, device: torch.device, trace: Path) -> float | None:
+    """Profile ``run(steps)``; print the costliest operators; return the GPU-busy share."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    gpu = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, *([ProfilerActivity.CUDA] if gpu else [])]
+    with profiler(activities=activities) as prof:
+        start = time.perf_counter()
+        run(steps)
+        if gpu:
+            torch.cuda.synchronize()
+        wall_us = (time.perf_counter() - start) * 1e6
+    prof.export_chrome_trace(str(trace))
+    events = prof.key_averages()
+    key = "self_device_time_total" if gpu else "self_cpu_time_total"
+    print(events.table(sort_by=key, row_limit=12))
+    step_ms = wall_us / steps / 1000
+    if not gpu:
+        print(f"{trace.name}: {step_ms:.1f} ms/step")
+        return None
+    busy = sum(e.self_device_time_total for e in events) / wall_us
+    print(f"{trace.name}: {step_ms:.1f} ms/step, GPU busy {busy:.0%} of it")
+    return float(busy)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset")
@@ -73,6 +102,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--rounds", type=int, default=2, help="alternating bare/end-to-end runs")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--profile", help="folder for profiler traces of a few steps of each")
     args = parser.parse_args()
     device = pick_device(args.device, 0)
     gpu = device.type == "cuda"
@@ -152,13 +182,19 @@ def main() -> None:
         print(f"bare step on in-memory tensors : {b:9.1f} images/s (mean of {len(bares)})")
         print(f"end-to-end training            : {e:9.1f} images/s (mean of {len(ends)})")
         print(f"ratio end-to-end/bare          : {e / b:9.3f}  (target on a GPU >= 0.85)")
+        busy: dict[str, float | None] = {}
+        if args.profile:
+            folder = Path(args.profile)
+            folder.mkdir(parents=True, exist_ok=True)
+            for label, fn in (("bare", bare), ("end-to-end", end_to_end)):
+                busy[label] = profile(fn, 10, device, folder / f"{label}-trace.json")
         if args.json:
             figures = {
                 "device": name, "backbone": backbone, "size": data.image.size, "batch": batch,
                 "steps": steps, "workers": workers, "compile": args.compile, "bf16": gpu,
                 "torch": torch.__version__, "bare_images_per_s": b,
                 "end_to_end_images_per_s": e, "ratio": e / b, "rounds_bare": bares,
-                "rounds_end_to_end": ends,
+                "rounds_end_to_end": ends, "device_busy": busy,
             }  # fmt: skip
             Path(args.json).write_text(json.dumps(figures, indent=1), encoding="utf-8")
 
