@@ -82,12 +82,13 @@ def profile(run: Any, steps: int, device: torch.device, trace: Path) -> float | 
     events = prof.key_averages()
     key = "self_device_time_total" if gpu else "self_cpu_time_total"
     print(events.table(sort_by=key, row_limit=12))
-    step_ms = wall_us / steps / 1000
+    calls = sum(e.count for e in events if e.key.startswith("aten::")) / steps
+    line = f"{trace.name}: {wall_us / steps / 1000:.1f} ms/step, {calls:,.0f} operator calls/step"
     if not gpu:
-        print(f"{trace.name}: {step_ms:.1f} ms/step")
+        print(line)
         return None
     busy = sum(e.self_device_time_total for e in events) / wall_us
-    print(f"{trace.name}: {step_ms:.1f} ms/step, GPU busy {busy:.0%} of it")
+    print(f"{line}, GPU busy {busy:.0%} of it")
     return float(busy)
 
 

@@ -212,7 +212,7 @@ def _train(
             desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and info.main,
         )  # fmt: skip
         val_scores, val_targets, val_loss = predict(model, val_loader, ctx, loss_fn)
-        train_targets, train_scores = stats.arrays(len(targets))
+        train_scores, train_targets = stats.arrays(len(targets))
         row = {
             "epoch": epoch,
             "train_loss": stats.loss,

@@ -46,13 +46,13 @@ class EpochStats:
         return self.loss_sum / max(self.seen, 1)
 
     def arrays(self, outputs: int) -> tuple[np.ndarray, np.ndarray]:
-        """(targets, scores) of the epoch's images as float arrays of shape (N, outputs)."""
+        """(scores, targets) of the epoch's images as float arrays of shape (N, outputs)."""
         if not self.scores:
             empty = np.zeros((0, outputs), dtype=np.float32)
             return empty, empty
         scores = torch.cat(self.scores).float().cpu().numpy()
         targets = torch.cat([t.cpu() for t in self.targets]).float().numpy()
-        return targets, scores
+        return scores, targets
 
 
 def autocast(ctx: StepContext) -> contextlib.AbstractContextManager[object]:
@@ -146,7 +146,7 @@ def predict(
         stats.seen += len(target)
         stats.scores.append(torch.sigmoid(logits))
         stats.targets.append(target)
-    targets, scores = stats.arrays(0)
+    scores, targets = stats.arrays(0)
     return scores, targets, float(loss_sum) / max(stats.seen, 1)
 
 
