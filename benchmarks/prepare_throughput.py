@@ -23,9 +23,9 @@ from pathlib import Path
 from PIL import Image
 
 from pneumo.config import load_config
-from pneumo.data.decoding import worker_count
-from pneumo.data.prepare import prepare
-from pneumo.data.registry import register
+from pneumo.data.decode.pool import worker_count
+from pneumo.data.preparation import prepare
+from pneumo.data.sources.datasets import register
 from pneumo.settings import Settings
 
 SIZE = 256

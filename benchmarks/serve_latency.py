@@ -148,9 +148,9 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
     """A package of a randomly initialised model; returns the seconds export took."""
     import torch
 
-    from pneumo.data.imaging import ImageSpec, decode
-    from pneumo.models import build_model
-    from pneumo.packaging import card as cards
+    from pneumo.data.decode.image import ImageSpec, decode
+    from pneumo.models.backbones import build_model
+    from pneumo.packaging import modelcard as cards
     from pneumo.packaging.export import export_onnx, parity
     from pneumo.packaging.package import (
         FORMAT,
@@ -160,7 +160,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         sha256_bytes,
         write_package,
     )
-    from pneumo.transforms import PreprocessSpec
+    from pneumo.preprocess import PreprocessSpec
 
     torch.manual_seed(0)
     model = build_model(backbone, weights="none", num_outputs=1).eval()

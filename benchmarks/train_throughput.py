@@ -28,18 +28,18 @@ import numpy as np
 import torch
 
 from pneumo.config import load_config
-from pneumo.data import registry
+from pneumo.data.sources import datasets
 from pneumo.settings import Settings
 from pneumo.training import setup
-from pneumo.training.data import EpochBatches, loader_workers, make_loader
 from pneumo.training.distributed import pick_device
+from pneumo.training.loader import EpochBatches, loader_workers, make_loader
 from pneumo.training.loop import StepContext, batches_from, train_epoch
 
 
-def synthetic_dataset(root: str, size: int, patients: int) -> registry.Dataset:
+def synthetic_dataset(root: str, size: int, patients: int) -> datasets.Dataset:
     from pneumo.config import SyntheticConfig
-    from pneumo.data import synthetic
-    from pneumo.data.prepare import prepare
+    from pneumo.data.sources import synthetic
+    from pneumo.data.preparation import prepare
 
     settings = Settings(root=root)
     dest = f"{settings.data}/bench"
@@ -49,7 +49,7 @@ def synthetic_dataset(root: str, size: int, patients: int) -> registry.Dataset:
         settings=settings,
         progress=False,
     )
-    entry = registry.register(dest, "synthetic", "bench", settings)
+    entry = datasets.register(dest, "synthetic", "bench", settings)
     prepare(entry, load_config(None, [f"prepare.image_size={size}"]), settings, progress=False)
     return entry
 
@@ -115,7 +115,7 @@ def main() -> None:
         settings = Settings(root=os.environ.get("PNEUMO_ROOT", tmp))
         patients = min(2000, max(40, (steps + 5) * batch // 2))
         entry = (
-            registry.resolve(args.dataset, settings)
+            datasets.resolve(args.dataset, settings)
             if args.dataset
             else synthetic_dataset(tmp, size, patients)
         )
@@ -131,7 +131,7 @@ def main() -> None:
         data = setup.load_prepared(entry, settings)
         train_ds, _ = setup.datasets(data, ["label"], settings)
         spec = setup.preprocess_spec(cfg, data)
-        from pneumo.models import build_model
+        from pneumo.models.backbones import build_model
 
         model = (
             build_model(backbone, num_outputs=1).to(device).to(memory_format=torch.channels_last)

@@ -13,7 +13,7 @@ import pydicom.dataset
 import pytest
 from PIL import Image
 
-from pneumo.data.registry import Dataset
+from pneumo.data.sources.datasets import Dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -95,8 +95,8 @@ def tiny_prepared(name: str = "tiny", patients: int = 30, size: int = 32) -> Dat
     """A small synthetic dataset, registered and prepared under the current PNEUMO_ROOT."""
     from pneumo import storage
     from pneumo.config import SyntheticConfig, load_config
-    from pneumo.data import registry, synthetic
-    from pneumo.data.prepare import prepare
+    from pneumo.data.preparation import prepare
+    from pneumo.data.sources import datasets, synthetic
     from pneumo.settings import get_settings
 
     settings = get_settings()
@@ -105,7 +105,7 @@ def tiny_prepared(name: str = "tiny", patients: int = 30, size: int = 32) -> Dat
         patients=patients, max_images_per_patient=2, image_size=64, prevalence=0.5, seed=1
     )
     synthetic.generate(dest, config, settings=settings, progress=False)
-    entry = registry.register(dest, source="synthetic", name=name, settings=settings)
+    entry = datasets.register(dest, source="synthetic", name=name, settings=settings)
     prepare(entry, load_config(None, [f"prepare.image_size={size}"]), settings, progress=False)
     return entry
 

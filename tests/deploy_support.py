@@ -536,8 +536,7 @@ def pytorchjob_problems(doc: dict[str, Any], versions: list[str]) -> list[str]:
 
 def known_settings() -> set[str]:
     """Every PNEUMO_* variable pneumo reads: its two settings classes' fields."""
-    from pneumo.serving.config import ServeSettings
-    from pneumo.settings import Settings
+    from pneumo.settings import ServeSettings, Settings
 
     fields = [*Settings.model_fields, *ServeSettings.model_fields]
     return {f"PNEUMO_{name.upper()}" for name in fields} | {"PNEUMO_TEST_DATA"}

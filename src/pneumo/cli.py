@@ -52,7 +52,8 @@ def fetch_synthetic(
     """Generate a seeded SYNTHETIC chest-radiograph-like dataset in the NIH layout (no download)."""
     from pneumo import storage
     from pneumo.config import load_config
-    from pneumo.data import registry, synthetic
+    from pneumo.data.sources import datasets as registry
+    from pneumo.data.sources import synthetic
     from pneumo.settings import get_settings
 
     settings = get_settings()
@@ -71,7 +72,7 @@ def fetch_local(
     name: NameOpt = None,
 ) -> None:
     """Register an existing dataset without copying it (layout detected)."""
-    from pneumo.data import registry
+    from pneumo.data.sources import datasets as registry
 
     entry = registry.register(path, source="local", name=name)
     typer.echo(f"registered '{entry.name}' ({entry.layout} layout) at {entry.location}")
@@ -80,7 +81,7 @@ def fetch_local(
 def _fetch_remote(
     source: str, parts: list[int] | None, mirror: str | None, name: str | None
 ) -> None:
-    from pneumo.data.fetch import fetch_remote
+    from pneumo.data.sources.remote import fetch_remote
 
     entry = fetch_remote(source, parts=parts, mirror=mirror, name=name)  # type: ignore[arg-type]
     typer.echo(f"fetched '{entry.name}' ({entry.layout} layout) at {entry.location}")
@@ -125,7 +126,7 @@ def _parse_parts(text: str | None) -> list[int] | None:
 @app.command("datasets")
 def datasets() -> None:
     """List registered datasets (the current one is starred)."""
-    from pneumo.data import registry
+    from pneumo.data.sources import datasets as registry
 
     current, known = registry.list_datasets()
     if not known:
@@ -154,9 +155,9 @@ def prepare(
 ) -> None:
     """Validate, split and cache a dataset; write its manifest and data card."""
     from pneumo.config import load_config
-    from pneumo.data import registry
-    from pneumo.data.prepare import prepare as run_prepare
-    from pneumo.reporting import summarize_prepare
+    from pneumo.data.preparation import prepare as run_prepare
+    from pneumo.data.sources import datasets as registry
+    from pneumo.reports.terminal import summarize_prepare
 
     extra = list(overrides or [])
     if strict:
@@ -175,8 +176,8 @@ def eda(
     out: Annotated[str | None, typer.Option(help="Where to write the HTML report.")] = None,
 ) -> None:
     """Write a self-contained HTML report on a prepared dataset."""
-    from pneumo.data import registry
-    from pneumo.eda.run import run_eda
+    from pneumo.data.sources import datasets as registry
+    from pneumo.stages.eda import run_eda
 
     url = run_eda(registry.resolve(dataset), out=out)
     typer.echo(f"EDA report: {url}")
@@ -225,8 +226,8 @@ def evaluate(
 ) -> None:
     """Metrics with confidence intervals on a split, at a threshold chosen on validation."""
     from pneumo.config import load_config
-    from pneumo.evaluation.evaluate import evaluate as run_evaluate
-    from pneumo.reporting import summarize_evaluation
+    from pneumo.reports.terminal import summarize_evaluation
+    from pneumo.stages.evaluate import evaluate as run_evaluate
 
     extra = list(overrides or []) + ([f"evaluate.split={split}"] if split else [])
     cfg = load_config(config, extra).evaluate
@@ -250,8 +251,8 @@ def register(
 ) -> None:
     """Export a run's best model to ONNX, check parity, write its card, register a challenger."""
     from pneumo.config import load_config
-    from pneumo.packaging.register import register as run_register
-    from pneumo.reporting import summarize_registration
+    from pneumo.reports.terminal import summarize_registration
+    from pneumo.stages.register import register as run_register
 
     cfg = load_config(config, list(overrides or [])).registry
     typer.echo(summarize_registration(run_register(run, cfg, evaluation=evaluation, out=out)))
@@ -270,8 +271,8 @@ def promote(
 ) -> None:
     """Move alias 'champion' to a version if it passes the gate against the current champion."""
     from pneumo.config import load_config
-    from pneumo.packaging.promote import promote as run_promote
-    from pneumo.reporting import summarize_history, summarize_promotion
+    from pneumo.packaging.promotion import promote as run_promote
+    from pneumo.reports.terminal import summarize_history, summarize_promotion
 
     cfg = load_config(config, list(overrides or []))
     if history:
@@ -298,10 +299,10 @@ def report(
 ) -> None:
     """Compare two models (metrics with intervals, deltas, curves, data, gate verdict)."""
     from pneumo import storage
-    from pneumo.comparison.document import write_report
-    from pneumo.comparison.subjects import resolve
     from pneumo.config import load_config
+    from pneumo.reports.comparison import write_report
     from pneumo.settings import get_settings
+    from pneumo.stages.report import resolve
 
     settings = get_settings()
     cfg = load_config(config, list(overrides or []))
@@ -347,7 +348,7 @@ def demo(
     serve: Annotated[bool, typer.Option(help="End by serving the model (Ctrl-C stops).")] = True,
 ) -> None:
     """The whole cycle: fetch, prepare, eda, train, evaluate, register, promote, serve."""
-    from pneumo.demo import demo_command
+    from pneumo.stages.demo import demo_command
 
     demo_command(data, config, list(overrides or []), host, port, serve)
     if serve:

@@ -124,7 +124,7 @@ class EvaluateConfig(_Section):
 
     @model_validator(mode="after")
     def _rule(self) -> EvaluateConfig:
-        from pneumo.evaluation.threshold import parse_threshold_rule
+        from pneumo.metrics.threshold import parse_threshold_rule
 
         parse_threshold_rule(self.threshold)  # raises ValueError with the accepted forms
         return self

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pneumo.training import checkpoint
+from pneumo.models import checkpoint
 from tests.conftest import TINY_TRAIN, tiny_prepared
 
 

@@ -26,7 +26,7 @@ import pytest
 import requests
 import yaml
 
-from pneumo.serving.metrics import Metrics
+from pneumo.serving.prometheus import Metrics
 from tests import deploy_support as ds
 from tests.conftest import REPO
 from tests.serving_support import Registered, Service, free_port, started_service

@@ -14,15 +14,15 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from pneumo.config import load_config
-from pneumo.evaluation.evaluate import evaluate, predictions
-from pneumo.evaluation.threshold import choose_threshold
-from pneumo.models import build_model
+from pneumo.metrics.threshold import choose_threshold
+from pneumo.models import checkpoint
+from pneumo.models.backbones import build_model
+from pneumo.preprocess import PreprocessSpec
 from pneumo.settings import get_settings
-from pneumo.training import checkpoint
+from pneumo.stages.evaluate import evaluate, predictions
 from pneumo.training.fit import train
 from pneumo.training.loop import StepContext
 from pneumo.training.setup import load_prepared
-from pneumo.transforms import PreprocessSpec
 from tests.conftest import TINY_TRAIN, tiny_prepared
 
 

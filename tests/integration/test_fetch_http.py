@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from pneumo.data import download as download_mod
-from pneumo.data import layout, registry
-from pneumo.data.catalog import RemoteFile
-from pneumo.data.download import download, part_path, sidecar_path
-from pneumo.data.fetch import MARKER_PREFIX, fetch_remote
+from pneumo.data.sources import datasets, layout
+from pneumo.data.sources import download as download_mod
+from pneumo.data.sources.catalog import RemoteFile
+from pneumo.data.sources.download import download, part_path, sidecar_path
+from pneumo.data.sources.remote import MARKER_PREFIX, fetch_remote
 from pneumo.errors import ChecksumError, DataError, PneumoError
 
 LABELS = (
@@ -249,7 +249,7 @@ def test_unverifiable_file_is_downloaded_with_a_warning(
     server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     remote = _serve(server, "notes.txt", b"no published checksum\n")
-    with caplog.at_level(logging.WARNING, logger="pneumo.data.download"):
+    with caplog.at_level(logging.WARNING, logger="pneumo.data.sources.download"):
         dest = download(remote.url, tmp_path / "notes.txt", size=None, sha256=None)
     assert dest.read_bytes() == b"no published checksum\n"
     assert "could not be verified" in caplog.text
@@ -269,7 +269,7 @@ def test_fetch_nih_extracts_registers_and_reruns_as_noop(server: Server, env: Pa
     assert (dataset.name, dataset.source, dataset.layout) == ("nih", "nih", "nih")
     assert dataset.location == str(root.resolve())
     assert layout.detect(str(root)).label_file == str(root / "Data_Entry_2017_v2020.csv")
-    current, known = registry.list_datasets()
+    current, known = datasets.list_datasets()
     assert current == "nih" and [d.location for d in known] == [dataset.location]
 
     seen = len(server.requests)

@@ -11,9 +11,9 @@ import pytest
 import requests
 
 from pneumo.config import PromoteConfig, RegisterConfig
-from pneumo.packaging.promote import promote
-from pneumo.packaging.register import register
+from pneumo.packaging.promotion import promote
 from pneumo.settings import Settings
+from pneumo.stages.register import register
 from tests.serving_support import Registered, pytest_env, running_service
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from pneumo.errors import PneumoError
-from pneumo.models import build_model
+from pneumo.models.backbones import build_model
 
 
 def test_state_dict_loads_from_s3(s3_endpoint: str) -> None:

@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from pneumo.config import load_config
-from pneumo.data import registry, schema
+from pneumo.data import schema
 from pneumo.data.cache import CacheReader
-from pneumo.data.prepare import prepare
+from pneumo.data.preparation import prepare
+from pneumo.data.sources import datasets
 from pneumo.errors import DataError
 from pneumo.settings import get_settings
 from tests.conftest import NIH_HEADER, gradient, label_row, write_nih_dataset
@@ -59,7 +60,7 @@ def _bad_dataset(root: Path) -> dict[str, np.ndarray]:
 
 def test_bad_inputs_are_quarantined_and_odd_modes_cached(tmp_path: Path) -> None:
     expected = _bad_dataset(tmp_path / "ds")
-    entry = registry.register(str(tmp_path / "ds"), source="local")
+    entry = datasets.register(str(tmp_path / "ds"), source="local")
     result = prepare(entry, load_config(None, ["prepare.image_size=64"]), progress=False)
     manifest = _manifest(result.out)
     assert len(manifest) == 14
@@ -82,7 +83,7 @@ def test_bad_inputs_are_quarantined_and_odd_modes_cached(tmp_path: Path) -> None
 
 def test_strict_mode_makes_problems_fatal(tmp_path: Path) -> None:
     _bad_dataset(tmp_path / "ds")
-    entry = registry.register(str(tmp_path / "ds"), source="local")
+    entry = datasets.register(str(tmp_path / "ds"), source="local")
     with pytest.raises(DataError, match="6 data problem"):
         prepare(entry, load_config(None, ["prepare.strict=true"]), progress=False)
     assert not (Path(get_settings().prepared) / entry.name / "manifest.parquet").exists()
@@ -90,7 +91,7 @@ def test_strict_mode_makes_problems_fatal(tmp_path: Path) -> None:
 
 def test_rerun_is_noop_and_changed_parameters_rebuild(tmp_path: Path) -> None:
     write_nih_dataset(tmp_path / "ds", 20)
-    entry = registry.register(str(tmp_path / "ds"), source="local")
+    entry = datasets.register(str(tmp_path / "ds"), source="local")
     cfg = load_config(None, ["prepare.image_size=32", "prepare.shard_size=8"])
     first = prepare(entry, cfg, progress=False)
     shard = Path(first.out) / "cache" / "train-00000.npy"
@@ -116,7 +117,7 @@ def test_rerun_is_noop_and_changed_parameters_rebuild(tmp_path: Path) -> None:
 
 def test_undersampling_option(tmp_path: Path) -> None:
     write_nih_dataset(tmp_path / "ds", 30)
-    entry = registry.register(str(tmp_path / "ds"), source="local")
+    entry = datasets.register(str(tmp_path / "ds"), source="local")
     result = prepare(entry, load_config(None, ["prepare.undersample=true"]), progress=False)
     train = _manifest(result.out).query("split == 'train'")
     assert train[schema.LABEL].sum() * 2 == len(train)
@@ -130,7 +131,7 @@ def test_metadata_only_needs_no_images(tmp_path: Path) -> None:
     label.write_text(
         "\n".join([NIH_HEADER] + [label_row(f"{i}_000.png", i, i % 4 == 0) for i in range(1, 81)])
     )
-    entry = registry.register(str(label), source="local", name="labels")
+    entry = datasets.register(str(label), source="local", name="labels")
     result = prepare(entry, load_config(), progress=False)
     assert result.card["mode"] == "metadata-only"
     assert result.card["totals"] == {
@@ -158,7 +159,7 @@ def test_kermany_layout(tmp_path: Path) -> None:
             seed += 1
             rgb = np.stack([gradient(48, seed=seed)] * 3, axis=-1)
             Image.fromarray(rgb).save(folder / f"{cls.lower()}-{i}.jpeg", quality=90)
-    entry = registry.register(str(root), source="local")
+    entry = datasets.register(str(root), source="local")
     assert entry.layout == "kermany"
     card = prepare(entry, load_config(), progress=False).card
     assert card["splits"]["test"]["images"] == 10  # the official test folder, kept whole

@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 
 from pneumo.cli import app
 from pneumo.config import PromoteConfig, RegisterConfig, load_config
-from pneumo.packaging.card import REQUIRED, missing_fields
+from pneumo.packaging.modelcard import REQUIRED, missing_fields
 from pneumo.packaging.package import read_package
-from pneumo.packaging.promote import PromotionRefusedError, promote
-from pneumo.packaging.register import register
+from pneumo.packaging.promotion import PromotionRefusedError, promote
 from pneumo.packaging.registry import ModelRegistry
 from pneumo.serving.model import load_model
 from pneumo.settings import Settings, get_settings
+from pneumo.stages.register import register
 from pneumo.training.fit import train
 from tests.conftest import TINY_TRAIN, tiny_prepared
 from tests.serving_support import Registered

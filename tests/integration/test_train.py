@@ -15,8 +15,8 @@ import torch
 
 from pneumo.config import load_config
 from pneumo.errors import DataError, PneumoError
+from pneumo.models import checkpoint
 from pneumo.settings import get_settings
-from pneumo.training import checkpoint
 from pneumo.training.fit import train
 from tests.conftest import TINY_TRAIN, tiny_prepared
 

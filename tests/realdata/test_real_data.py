@@ -12,16 +12,17 @@ import pandas as pd
 import pytest
 
 from pneumo.config import load_config
-from pneumo.data import registry, schema
+from pneumo.data import schema
 from pneumo.data.cache import CacheReader
-from pneumo.data.prepare import prepare
+from pneumo.data.preparation import prepare
+from pneumo.data.sources import datasets
 
 pytestmark = pytest.mark.realdata
 
 
 def test_full_nih_label_file_metadata_only(real_data: Path) -> None:
     label_file = real_data / "nih-metadata" / "Data_Entry_2017_v2020.csv.gz"
-    entry = registry.register(str(label_file), source="local", name="nih-full")
+    entry = datasets.register(str(label_file), source="local", name="nih-full")
     result = prepare(entry, load_config(), progress=False)
     card = result.card
     assert card["mode"] == "metadata-only"
@@ -74,7 +75,7 @@ def test_nih_sample_through_the_cli(real_data: Path, pneumo_root: Path) -> None:
 
 
 def test_kermany_224(real_data: Path) -> None:
-    entry = registry.register(str(real_data / "kermany-224"), source="local")
+    entry = datasets.register(str(real_data / "kermany-224"), source="local")
     result = prepare(entry, load_config(None, ["prepare.image_size=224"]), progress=False)
     card = result.card
     assert card["totals"]["listed"] == 5_216

@@ -7,10 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from pneumo.data import download as download_mod
-from pneumo.data.catalog import NIH_ARCHIVE_COUNT, RemoteFile, files_for, kermany_files, nih_files
-from pneumo.data.download import download
-from pneumo.data.fetch import safe_member_path, select_files, with_mirror
+from pneumo.data.sources import download as download_mod
+from pneumo.data.sources.catalog import (
+    NIH_ARCHIVE_COUNT,
+    RemoteFile,
+    files_for,
+    kermany_files,
+    nih_files,
+)
+from pneumo.data.sources.download import download
+from pneumo.data.sources.remote import safe_member_path, select_files, with_mirror
 from pneumo.errors import DataError, PneumoError
 
 HEX = {"md5": re.compile(r"^[0-9a-f]{32}$"), "sha256": re.compile(r"^[0-9a-f]{64}$")}

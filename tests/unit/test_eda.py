@@ -18,9 +18,11 @@ import pytest
 
 import pneumo
 from pneumo.data import schema
-from pneumo.data.card import build_card
+from pneumo.data.datacard import build_card
 from pneumo.data.problems import summary as problem_summary
-from pneumo.eda import render_report, sections, stats, write_report
+from pneumo.reports.eda import label_sections as sections
+from pneumo.reports.eda import stats
+from pneumo.reports.eda.page import render_report, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADINGS = (
@@ -307,12 +309,12 @@ ISOLATION_CHECK = """
 import sys
 import numpy as np
 import pandas as pd
-import pneumo.eda
+import pneumo.reports.eda.page
 from pneumo.data import schema
-from pneumo.data.card import build_card
+from pneumo.data.datacard import build_card
 from pneumo.data.problems import summary as problem_summary
 
-assert "matplotlib" not in sys.modules, "importing pneumo.eda imported matplotlib"
+assert "matplotlib" not in sys.modules, "importing pneumo.reports.eda.page imported matplotlib"
 import matplotlib
 
 before = matplotlib.rcParams.copy()  # copy(), unlike dict(), does not resolve the backend
@@ -323,7 +325,7 @@ frame = pd.DataFrame({
     schema.SEX: ["M", "F", "F", "M"] * 10,
 })
 samples = {"Pneumonia": [("a.png", np.zeros((8, 8), np.uint8))]}
-pneumo.eda.render_report(frame, {}, samples, title="t")
+pneumo.reports.eda.page.render_report(frame, {}, samples, title="t")
 assert matplotlib.rcParams.copy() == before, "rendering changed rcParams"
 assert "matplotlib.pyplot" not in sys.modules, "rendering imported pyplot"
 print("ok")

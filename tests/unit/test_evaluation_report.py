@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from pneumo import storage
-from pneumo.evaluation.metrics import summarize
-from pneumo.evaluation.report import FIGURES, FILES, jsonable, write_report
-from pneumo.evaluation.threshold import Method, choose_threshold
+from pneumo.metrics.curves import summarize
+from pneumo.metrics.threshold import Method, choose_threshold
+from pneumo.reports.evaluation import FIGURES, FILES, jsonable, write_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONTEXT = {
@@ -196,7 +196,9 @@ def test_no_torch_no_pyplot_and_lazy_matplotlib(tmp_path: Path) -> None:
         f"""
         import sys
         import numpy as np
-        from pneumo.evaluation import calibration, metrics, report, threshold
+        from pneumo.metrics import calibration, threshold
+        from pneumo.metrics import curves as metrics
+        from pneumo.reports import evaluation as report
         assert "matplotlib" not in sys.modules, "matplotlib imported at import time"
         y = np.array([0, 1] * 20)
         p = np.linspace(0.01, 0.99, 40)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.data.imaging import DECODE_ERROR_KINDS, ImageDecodeError, ImageSpec, decode
+from pneumo.data.decode.image import DECODE_ERROR_KINDS, ImageDecodeError, ImageSpec, decode
 from tests.conftest import gradient, png_bytes
 
 SPEC = ImageSpec(size=64)

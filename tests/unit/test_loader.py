@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pneumo.data import schema
-from pneumo.training.data import EpochBatches, ShardImages, make_loader
+from pneumo.training.loader import EpochBatches, ShardImages, make_loader
 
 
 def shard_dataset(tmp_path: Path, n: int = 12) -> ShardImages:

@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from pneumo.evaluation.calibration import brier, expected_calibration_error, reliability
-from pneumo.evaluation.metrics import (
+from pneumo.metrics.calibration import brier, expected_calibration_error, reliability
+from pneumo.metrics.curves import (
     average_precision,
     bootstrap_ci,
     bootstrap_interval,
@@ -23,8 +23,8 @@ from pneumo.evaluation.metrics import (
     roc_curve,
     summarize,
 )
-from pneumo.evaluation.resampling import MetricName
-from pneumo.evaluation.threshold import Threshold, choose_threshold, parse_threshold_rule
+from pneumo.metrics.resampling import MetricName
+from pneumo.metrics.threshold import Threshold, choose_threshold, parse_threshold_rule
 
 Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 TOL = 1e-12

@@ -16,14 +16,8 @@ import torchvision  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 from torch import nn
 
 from pneumo.errors import ConfigError, PneumoError
-from pneumo.models import (
-    BACKBONES,
-    IMAGENET_GRAY_MEAN,
-    IMAGENET_GRAY_STD,
-    build_model,
-    count_parameters,
-    first_conv,
-)
+from pneumo.models.backbones import build_model, count_parameters, first_conv
+from pneumo.models.catalog import BACKBONES, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 
 HEAVY = {"vgg16", "resnet50", "densenet121"}
 # The module holding each torchvision backbone's classifier; set to Identity on both sides it

@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from pneumo.config import AugmentConfig
-from pneumo.data.imaging import ImageSpec
-from pneumo.models import build_model
+from pneumo.data.decode.image import ImageSpec
+from pneumo.models.backbones import build_model
+from pneumo.preprocess import PreprocessSpec
 from pneumo.training.loop import StepContext, train_epoch
-from pneumo.transforms import PreprocessSpec
 
 
 def test_overfits_one_batch() -> None:

@@ -6,8 +6,8 @@ import copy
 from typing import Any
 
 from pneumo.config import PromoteConfig
-from pneumo.packaging.card import REQUIRED, missing_fields
-from pneumo.packaging.promote import check_gate, comparison_table
+from pneumo.packaging.modelcard import REQUIRED, missing_fields
+from pneumo.packaging.promotion import check_gate, comparison_table
 
 
 def card(auroc: float, manifest: str = "abc") -> dict[str, Any]:

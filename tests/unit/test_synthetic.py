@@ -11,9 +11,9 @@ import pytest
 from PIL import Image, ImageFilter
 
 from pneumo.config import SyntheticConfig
-from pneumo.data import layout
 from pneumo.data.schema import FINDINGS, NO_FINDING, TARGET
-from pneumo.data.synthetic import HEADER, _render, _rows, generate, render_image
+from pneumo.data.sources import layout
+from pneumo.data.sources.synthetic import HEADER, _render, _rows, generate, render_image
 
 NAME = re.compile(r"^synthetic_(\d{8})_(\d{3})\.png$")
 

@@ -15,8 +15,8 @@ import pandas as pd
 from pneumo import storage
 from pneumo.data import schema
 from pneumo.data.labels import read_id_list, read_nih_labels
-from pneumo.data.layout import IMAGE_SUFFIXES, KERMANY_CLASSES, Layout
 from pneumo.data.problems import Problem
+from pneumo.data.sources.layout import IMAGE_SUFFIXES, KERMANY_CLASSES, Layout
 from pneumo.settings import Settings
 
 NIH_LISTS = {"train_val": "train_val_list.txt", "test": "test_list.txt"}

@@ -21,7 +21,7 @@ import torch
 
 from pneumo.errors import PneumoError
 from pneumo.packaging.package import INPUT_NAME, OUTPUT_NAME
-from pneumo.transforms import PreprocessSpec
+from pneumo.preprocess import PreprocessSpec
 
 
 class _Probabilities(torch.nn.Module):

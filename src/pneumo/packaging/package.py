@@ -3,7 +3,7 @@
 ::
 
     model.onnx         float32 (batch, 1, S, S) normalised image → (batch, 1) probability
-    card.json          the model card (see :mod:`pneumo.packaging.card`)
+    card.json          the model card (see :mod:`pneumo.packaging.modelcard`)
     card.html          the same card, for people
     verification.npz   a few validation images (uint8) and the probabilities PyTorch gave them
 

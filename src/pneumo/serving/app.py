@@ -14,15 +14,15 @@ from starlette.exceptions import HTTPException
 
 from pneumo import __version__
 from pneumo.serving.batching import MicroBatcher
-from pneumo.serving.config import ServeSettings
 from pneumo.serving.inputs import ApiError
 from pneumo.serving.logs import event
-from pneumo.serving.metrics import Metrics
 from pneumo.serving.middleware import RequestMiddleware
 from pneumo.serving.model import LoadedModel
+from pneumo.serving.prometheus import Metrics
 from pneumo.serving.routes import router
 from pneumo.serving.source import ModelSource
 from pneumo.serving.state import ServiceState
+from pneumo.settings import ServeSettings
 
 MULTIPART_OVERHEAD = 64 * 1024
 

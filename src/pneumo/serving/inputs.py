@@ -1,8 +1,8 @@
 """Uploads → model input, with every failure turned into a 4xx that says what was wrong.
 
-The bytes are decoded in memory by :func:`pneumo.data.imaging.decode` (the same function
+The bytes are decoded in memory by :func:`pneumo.data.decode.image.decode` (the same function
 `prepare` cached the training images with) and normalised by the model's own
-:class:`~pneumo.transforms.PreprocessSpec`. Nothing is written to disk, and the client's file
+:class:`~pneumo.preprocess.PreprocessSpec`. Nothing is written to disk, and the client's file
 name is never used for anything.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pneumo.data.imaging import ImageDecodeError, decode
-from pneumo.transforms import PreprocessSpec
+from pneumo.data.decode.image import ImageDecodeError, decode
+from pneumo.preprocess import PreprocessSpec
 
 # ImageDecodeError.kind → (HTTP status, error code)
 STATUS_BY_KIND = {

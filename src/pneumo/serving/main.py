@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging.config
 import sys
 
-from pneumo.serving.config import ServeSettings
 from pneumo.serving.logs import LOG_CONFIG
+from pneumo.settings import ServeSettings
 
 
 def run_server(

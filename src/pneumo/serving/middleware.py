@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pneumo.serving.logs import event
-from pneumo.serving.metrics import Metrics
+from pneumo.serving.prometheus import Metrics
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

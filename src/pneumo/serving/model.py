@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pneumo.packaging.package import INPUT_NAME, OUTPUT_NAME, PackageError, read_package
-from pneumo.transforms import PreprocessSpec
+from pneumo.preprocess import PreprocessSpec
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ import time
 import anyio
 
 from pneumo.errors import PneumoError
-from pneumo.serving.config import ServeSettings
 from pneumo.serving.logs import event
-from pneumo.serving.metrics import Metrics
 from pneumo.serving.model import LoadedModel, load_model
+from pneumo.serving.prometheus import Metrics
 from pneumo.serving.source import ModelSource
+from pneumo.settings import ServeSettings
 
 
 def load_version(source: ModelSource, version: str, cfg: ServeSettings) -> LoadedModel:

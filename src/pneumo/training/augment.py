@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from pneumo.config import AugmentConfig
-from pneumo.transforms import PreprocessSpec
+from pneumo.preprocess import PreprocessSpec
 
 
 def normalize(pixels: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:

@@ -19,15 +19,16 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pneumo import storage
 from pneumo.config import ExperimentConfig, dump_config
-from pneumo.data.registry import Dataset
+from pneumo.data.sources.datasets import Dataset
 from pneumo.errors import PneumoError
-from pneumo.evaluation.metrics import roc_auc
-from pneumo.evaluation.threshold import choose_threshold
-from pneumo.models import build_model
+from pneumo.metrics.curves import roc_auc
+from pneumo.metrics.threshold import choose_threshold
+from pneumo.models import checkpoint
+from pneumo.models.backbones import build_model
 from pneumo.settings import Settings, get_settings
-from pneumo.training import checkpoint, distributed, setup
-from pneumo.training.data import EpochBatches, loader_workers, make_loader
+from pneumo.training import distributed, setup
 from pneumo.training.history import history_png
+from pneumo.training.loader import EpochBatches, loader_workers, make_loader
 from pneumo.training.loop import StepContext, batches_from, predict, train_epoch
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _train(
         )
     tracker = None
     if info.main:
-        from pneumo.tracking import Tracker
+        from pneumo.training.tracking import Tracker
 
         tracker = Tracker(settings)
         if resume:

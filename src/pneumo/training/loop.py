@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from pneumo.config import AugmentConfig
 from pneumo.errors import PneumoError
+from pneumo.preprocess import PreprocessSpec
 from pneumo.training.augment import prepare_batch
-from pneumo.transforms import PreprocessSpec
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pneumo import storage
 from pneumo.config import ExperimentConfig, load_config
-from pneumo.data import registry
+from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
 from pneumo.settings import Settings, get_settings
 
@@ -60,7 +60,7 @@ def train_command(
     progress: bool,
     export: str | None = None,
 ) -> str:
-    from pneumo.training import checkpoint
+    from pneumo.models import checkpoint
     from pneumo.training.fit import train
 
     settings = get_settings()
@@ -72,11 +72,11 @@ def train_command(
                 "--resume continues a run with its own config", hint="drop --config and overrides"
             )
         cfg = ExperimentConfig.model_validate(last["config"])
-        entry = registry.resolve(dataset or last["dataset"], settings)
+        entry = datasets.resolve(dataset or last["dataset"], settings)
         result = train(entry, cfg, settings, resume=folder, progress=progress)
     else:
         cfg = load_config(config, overrides)
-        entry = registry.resolve(dataset, settings)
+        entry = datasets.resolve(dataset, settings)
         result = train(entry, cfg, settings, progress=progress)
     if not result.run_id:
         return ""

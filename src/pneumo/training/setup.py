@@ -15,13 +15,13 @@ import torch
 from pneumo import storage
 from pneumo.config import TrainConfig
 from pneumo.data import schema
-from pneumo.data.imaging import ImageSpec
-from pneumo.data.prepare import output_url
-from pneumo.data.registry import Dataset
+from pneumo.data.decode.image import ImageSpec
+from pneumo.data.preparation import output_url
+from pneumo.data.sources.datasets import Dataset
 from pneumo.errors import DataError
+from pneumo.preprocess import PreprocessSpec, pooled_stats
 from pneumo.settings import Settings
-from pneumo.training.data import ShardImages
-from pneumo.transforms import PreprocessSpec, pooled_stats
+from pneumo.training.loader import ShardImages
 
 TRAIN_SPLITS = ("train", "val")  # `train` never opens anything else
 
@@ -84,7 +84,7 @@ def preprocess_spec(cfg: TrainConfig, data: PreparedData) -> PreprocessSpec:
     ImageNet-normalised inputs, so they get ImageNet's gray statistics.
     """
     if cfg.weights != "none":
-        from pneumo.models import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
+        from pneumo.models.catalog import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 
         return PreprocessSpec(data.image, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD)
     train = data.manifest[data.manifest[schema.SPLIT] == "train"]

@@ -1,1 +1,0 @@
-"""`pneumo report`: two models (registered versions or runs) side by side, for people and PRs."""

@@ -1,0 +1,264 @@
+"""`pneumo prepare`: label table + split + image cache + manifest + data card, idempotently.
+
+Outputs, under ``{settings.prepared}/{dataset}/``::
+
+    manifest.parquet   one row per usable image (see pneumo.data.schema)
+    cache/             uint8 shards (images mode only; see pneumo.data.cache)
+    data_card.json     counts per split, label, sex, view, age band; patients per split
+    problems.csv       every file or label row left out, with the reason
+    config.yaml        the resolved experiment config
+    prepare.json       the inputs' fingerprint; written last, so its presence means "complete"
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pneumo import storage
+from pneumo.config import ExperimentConfig, dump_config
+from pneumo.data import cache, datacard, problems, schema
+from pneumo.data.decode.image import ImageSpec
+from pneumo.data.decode.pool import Record, decode_many, worker_count
+from pneumo.data.inventory import Inventory, take_inventory
+from pneumo.data.problems import Problem
+from pneumo.data.sources.datasets import Dataset
+from pneumo.data.sources.layout import detect
+from pneumo.data.split import check_no_patient_overlap, grouped_split, undersample
+from pneumo.errors import DataError
+from pneumo.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+COLUMNS = [
+    schema.IMAGE_ID, schema.PATH, schema.PATIENT_ID, schema.FOLLOW_UP, schema.AGE, schema.SEX,
+    schema.VIEW, schema.ORIG_WIDTH, schema.ORIG_HEIGHT, *schema.FINDINGS, schema.LABEL,
+    schema.SPLIT, schema.SHARD, schema.SHARD_INDEX, schema.CONTENT_HASH, schema.SRC_MODE,
+    schema.MEAN_INTENSITY, schema.STD_INTENSITY,
+]  # fmt: skip
+IMAGE_COLUMNS = (schema.PATH, schema.SHARD, schema.SHARD_INDEX, schema.CONTENT_HASH,
+                 schema.SRC_MODE, schema.MEAN_INTENSITY, schema.STD_INTENSITY)  # fmt: skip
+METADATA_COLUMNS = [c for c in COLUMNS if c not in IMAGE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class PrepareResult:
+    out: str
+    card: dict[str, Any]
+    up_to_date: bool
+
+    @property
+    def manifest(self) -> str:
+        return storage.join(self.out, "manifest.parquet")
+
+
+def output_url(dataset: Dataset, settings: Settings) -> str:
+    return storage.join(settings.prepared, dataset.name)
+
+
+def _state_key(inv: Inventory, config: ExperimentConfig) -> str:
+    payload = {
+        "format": FORMAT_VERSION,
+        "inputs": inv.fingerprint,
+        "prepare": config.prepare.model_dump(mode="json"),
+        "split": config.split.model_dump(mode="json"),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _assign_splits(
+    inv: Inventory, cfg: ExperimentConfig
+) -> tuple[pd.DataFrame, str, list[Problem]]:
+    frame, split_cfg = inv.frame, cfg.split
+    val, test = split_cfg.val_fraction, split_cfg.test_fraction
+    unit = "patient-grouped" if inv.patient_grouped else "image-level (no patient ids)"
+    official = inv.official if split_cfg.use_official else None
+    if official is None or not (official == "test").any():
+        split = grouped_split(
+            frame, {"train": 1 - val - test, "val": val, "test": test}, split_cfg.seed
+        )
+        return (
+            frame.assign(**{schema.SPLIT: split}),
+            f"{unit} stratified, seed {split_cfg.seed}",
+            [],
+        )
+    lost = official.isna()
+    left_out = [
+        Problem(
+            str(i), "not in the official split lists", "in neither train_val_list nor test_list"
+        )
+        for i in frame.loc[lost, schema.IMAGE_ID]
+    ]
+    frame, official = frame[~lost], official[~lost]
+    pool = official == "train_val"
+    share = val / (1 - test) if test < 1 else 0.0
+    inner = grouped_split(frame[pool], {"train": 1 - share, "val": share}, split_cfg.seed)
+    split = pd.Series("test", index=frame.index, dtype="object")
+    split.loc[inner.index] = inner
+    method = f"official test list; train/val {unit} stratified from the rest, seed {split_cfg.seed}"
+    return frame.assign(**{schema.SPLIT: split}), method, left_out
+
+
+def _build_cache(
+    frame: pd.DataFrame, out: str, spec: ImageSpec, cfg: ExperimentConfig,
+    settings: Settings, progress: bool,
+) -> dict[str, tuple[str, int, Record]]:  # fmt: skip
+    """Fill the cache; returns image id → (shard file, index in shard or -1, record)."""
+    cache_url = storage.join(out, "cache")
+    storage.makedirs(cache_url, settings)
+    storage.remove_stale_temporaries(cache_url, settings)
+    entries = list(
+        zip(
+            frame[schema.SPLIT],
+            frame[schema.IMAGE_ID],
+            frame[schema.PATH],
+            frame["stamp"],
+            strict=True,
+        )
+    )
+    plans = cache.plan_shards(entries, spec, cfg.prepare.shard_size)
+    cache.remove_unplanned(cache_url, plans, settings)
+    cache.write_spec(cache_url, spec, settings)
+    results: dict[str, tuple[str, int, Record]] = {}
+    pending = []
+    for plan in plans:
+        done = cache.load_done(cache_url, plan, settings)
+        if done is None:
+            pending.append(plan)
+        else:
+            _collect(results, plan, done)
+    todo = sum(len(p.image_ids) for p in pending)
+    if not todo:
+        return results
+    log.info("decoding %d image(s) into %d shard(s); %d shard(s) already done",
+             todo, len(pending), len(plans) - len(pending))  # fmt: skip
+    urls = (url for plan in pending for url in plan.urls)
+    stream = decode_many(urls, spec, worker_count(settings.workers), todo)
+    with tqdm(total=todo, desc="caching images", unit="img", disable=not progress) as bar:
+        for plan in pending:
+            arrays: list[np.ndarray] = []
+            records: list[Record] = []
+            for _ in plan.image_ids:
+                record, pixels = next(stream)
+                if pixels is not None:
+                    record["index"] = len(arrays)
+                    arrays.append(pixels)
+                records.append(record)
+                bar.update()
+            cache.write_shard(cache_url, plan, arrays, records, spec.size, settings)
+            _collect(results, plan, records)
+    return results
+
+
+def _collect(
+    results: dict[str, tuple[str, int, Record]], plan: cache.ShardPlan, records: list[Record]
+) -> None:
+    for image_id, record in zip(plan.image_ids, records, strict=True):
+        results[image_id] = (plan.npy, int(record.get("index", -1)), record)
+
+
+def _join_cache(
+    frame: pd.DataFrame, results: dict[str, tuple[str, int, Record]]
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Add the cache columns; drop (and report) images that failed or duplicate another."""
+    entries = [results[i] for i in frame[schema.IMAGE_ID]]
+    records = [rec for _, _, rec in entries]
+    found = [
+        Problem(path, str(rec["reason"]), str(rec.get("detail", "")))
+        for path, rec in zip(frame[schema.PATH], records, strict=True)
+        if not rec["ok"]
+    ]
+    out = frame.copy()
+    out[schema.SHARD] = [shard for shard, _, _ in entries]
+    out[schema.SHARD_INDEX] = pd.Series([i for _, i, _ in entries], index=out.index, dtype="Int32")
+    for key in (schema.CONTENT_HASH, schema.SRC_MODE, schema.MEAN_INTENSITY, schema.STD_INTENSITY):
+        out[key] = [rec.get(key) for rec in records]
+    for key in (schema.ORIG_WIDTH, schema.ORIG_HEIGHT):
+        # The label file's value (NIH's original size) wins; else the decoded file's.
+        decoded = pd.Series([rec.get(key) for rec in records], index=out.index, dtype="Int32")
+        out[key] = out[key].fillna(decoded) if key in out else decoded
+    out = out[[bool(rec["ok"]) for rec in records]]
+    dup = out[schema.CONTENT_HASH].duplicated(keep="first")
+    if dup.any():
+        first = dict(
+            zip(out.loc[~dup, schema.CONTENT_HASH], out.loc[~dup, schema.PATH], strict=True)
+        )
+        found.extend(
+            Problem(path, "duplicate image", f"same content as {first[digest]}")
+            for path, digest in zip(
+                out.loc[dup, schema.PATH], out.loc[dup, schema.CONTENT_HASH], strict=True
+            )
+        )
+        out = out[~dup]
+    return out, found
+
+
+def prepare(
+    dataset: Dataset, config: ExperimentConfig, settings: Settings | None = None,
+    progress: bool = True,
+) -> PrepareResult:  # fmt: skip
+    """Prepare ``dataset``; a re-run with unchanged inputs and config does nothing."""
+    settings = settings or get_settings()
+    out = output_url(dataset, settings)
+    layout = detect(dataset.location, settings)
+    inv = take_inventory(layout, config.prepare.metadata_only, settings)
+    key = _state_key(inv, config)
+    state_url = storage.join(out, "prepare.json")
+    card_url = storage.join(out, "data_card.json")
+    if storage.exists(state_url, settings) and storage.exists(card_url, settings):
+        state = json.loads(storage.read_text(state_url, settings))
+        if state.get("key") == key:
+            return PrepareResult(out, json.loads(storage.read_text(card_url, settings)), True)
+    if inv.frame.empty:
+        raise DataError(f"dataset {dataset.name} ({dataset.location}) has no usable rows",
+                        hint="see the problems listed above")  # fmt: skip
+
+    frame, method, found = _assign_splits(inv, config)
+    all_problems = [*inv.problems, *found]
+    check_no_patient_overlap(frame)
+    before = len(frame)
+    if config.prepare.undersample:
+        frame = undersample(frame, config.split.seed)
+    undersampled = before - len(frame)
+    mode = "images" if inv.has_images else "metadata-only"
+    if inv.has_images:
+        spec = ImageSpec(
+            config.prepare.image_size, config.prepare.resize, config.prepare.max_pixels
+        )
+        results = _build_cache(frame, out, spec, config, settings, progress)
+        frame, bad = _join_cache(frame, results)
+        all_problems.extend(bad)
+    frame = frame.reindex(columns=COLUMNS if inv.has_images else METADATA_COLUMNS)
+    frame = frame.sort_values([schema.SPLIT, schema.IMAGE_ID], kind="stable").reset_index(drop=True)
+
+    storage.makedirs(out, settings)
+    storage.write_text(storage.join(out, "problems.csv"), problems.to_csv(all_problems), settings)
+    if config.prepare.strict and all_problems:
+        listing = "\n".join(f"  {p}" for p in all_problems[:20])
+        raise DataError(
+            f"{len(all_problems)} data problem(s) in {dataset.name} (strict mode):\n{listing}",
+            hint=f"fix them, or drop --strict to quarantine them; all are in {out}/problems.csv",
+        )
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    storage.write_bytes(storage.join(out, "manifest.parquet"), buf.getvalue(), settings)
+    data_card = datacard.build_card(
+        frame, dataset=dataset.__dict__, mode=mode, split_method=method,
+        patient_grouped=inv.patient_grouped, problems=problems.summary(all_problems),
+        notes=inv.notes, config=config.model_dump(mode="json"), listed=inv.listed,
+        undersampled=undersampled,
+    )  # fmt: skip
+    storage.write_text(card_url, json.dumps(data_card, indent=2), settings)
+    storage.write_text(storage.join(out, "config.yaml"), dump_config(config), settings)
+    storage.write_text(
+        state_url, json.dumps({"key": key, "manifest_hash": data_card["manifest_hash"]}), settings
+    )
+    return PrepareResult(out, data_card, False)

@@ -1,0 +1,54 @@
+"""The preprocessing spec: the ONE definition of how a file becomes a model input.
+
+``file bytes → pneumo.data.decode.image.decode (gray, resized square uint8) → x/255 → (x-mean)/std``
+
+`prepare` applies the first step once and caches its output; training adds augmentation on top
+of the cached pixels and then normalises with this spec; evaluation and the inference service
+apply exactly the same steps. The spec is saved in every checkpoint and model card, so serving
+never guesses (the seed tutorial trained on pixels/255 and served raw pixels: impossible here).
+This module imports neither torch nor MLflow, so the service can use it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from pneumo.data.decode.image import ImageSpec, decode
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    image: ImageSpec
+    mean: float  # of x/255, over the training images (or ImageNet's, for pretrained weights)
+    std: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": asdict(self.image), "mean": self.mean, "std": self.std, "scale": 1 / 255}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PreprocessSpec:
+        return cls(ImageSpec(**data["image"]), float(data["mean"]), float(data["std"]))
+
+    def normalize(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W) or (H, W) → float32 (N, 1, H, W), normalised."""
+        batch = pixels[None] if pixels.ndim == 2 else pixels
+        scaled = batch.astype(np.float32)[:, None] / np.float32(255.0)
+        out: np.ndarray = (scaled - np.float32(self.mean)) / np.float32(self.std)
+        return out
+
+    def from_bytes(self, data: bytes) -> np.ndarray:
+        """A file's bytes → (1, 1, H, W) float32 model input."""
+        return self.normalize(decode(data, self.image).pixels)
+
+
+def pooled_stats(means: np.ndarray, stds: np.ndarray) -> tuple[float, float]:
+    """Mean and std of x/255 over a set of images from their per-image 0-255 mean and std.
+
+    Exact for equal-sized images: total variance = mean of variances + variance of means.
+    """
+    mean = float(np.mean(means))
+    var = float(np.mean(stds.astype(np.float64) ** 2) + np.var(means))
+    return mean / 255.0, max(var, 1e-6) ** 0.5 / 255.0

@@ -1,0 +1,196 @@
+"""Sections 1-5 of the EDA report (labels and metadata); each returns one ``<section>``.
+
+Sections 6 and 7, on the images themselves, are in :mod:`pneumo.reports.eda.image_sections`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pneumo.data import schema
+from pneumo.reports.eda import label_figures as figures
+from pneumo.reports.eda import markup as m
+from pneumo.reports.eda import stats
+
+METADATA_ONLY_WHY = (
+    "The data was prepared in metadata-only mode: only the label file was read and no image was "
+    "downloaded or decoded, so there are no pixels to measure or show. Prepare the dataset with "
+    "images to get these figures."
+)
+
+
+@dataclass(frozen=True)
+class Context:
+    manifest: pd.DataFrame
+    card: Mapping[str, Any]
+    label: stats.LabelArray
+    has_images: bool  # the manifest carries the per-image columns of a full (image) prepare
+
+    def breakdown(self, key: str, caption: str, order: Sequence[str] = ()) -> str:
+        return m.split_breakdown(self.card.get(key), caption, order)
+
+
+def _composition(ctx: Context, col: str, order: tuple[str, ...], what: str, card_key: str) -> str:
+    table = stats.category_by_class(ctx.manifest, col, ctx.label, order)
+    if table is None:
+        if stats.column(ctx.manifest, col) is None:
+            return m.note(f"{what.capitalize()} is not recorded for this dataset.")
+        return m.note(f"No image has both a {what} and a known label.")
+    uri = figures.composition_by_class(table, what)
+    caption = (
+        f"Share of each {what} within each class (Pneumonia above, No Pneumonia below), counts in "
+        "brackets. Shares rather than counts, because Pneumonia is the rare class; a difference "
+        f"between the bars means {what} is associated with the label."
+    )
+    rows = [[v, *(int(c) for c in table.counts[i])] for i, v in enumerate(table.values)]
+    return (
+        m.figure(uri, caption, f"{what} by class")
+        + m.table([what, *table.classes], rows)
+        + ctx.breakdown(card_key, f"{what.capitalize()} per split (data card)", order)
+    )
+
+
+def sex(ctx: Context) -> str:
+    body = _composition(ctx, schema.SEX, ("M", "F"), "sex", "by_sex")
+    return m.section("sex", "1. Sex distribution", [body])
+
+
+def age(ctx: Context) -> str:
+    heading = "2. Age distribution"
+    ages = stats.floats(ctx.manifest, schema.AGE)
+    if ages is None:
+        return m.section("age", heading, [m.note("Age is not recorded for this dataset.")])
+    overall = stats.describe(ages)
+    per_class = stats.by_class(ages, ctx.label)
+    if not any(v.size for v in per_class.values()):
+        text = "No image has both an age and a known label."
+        return m.section("age", heading, [m.note(text)])
+    parts = []
+    for cls, values in per_class.items():
+        d = stats.describe(values)
+        if d is not None:
+            parts.append(f"{cls}: mean {d['mean']:.1f}, median {d['median']:.0f}")
+    missing = int(np.isnan(ages).sum())
+    text = ""
+    if overall is not None:
+        text = (
+            f"Ages range from {overall['min']:.0f} to {overall['max']:.0f} years, mean "
+            f"{overall['mean']:.1f} (" + "; ".join(parts) + ")."
+        )
+    if missing:
+        text += f" {missing:,} images have no age."
+    caption = (
+        "Age histogram per class, each normalised to its own class size (5-year bins) so the rare "
+        "Pneumonia class is as visible as the common one; the legend gives counts and means."
+    )
+    body = [m.para(text), m.figure(figures.age_histogram(per_class), caption, "age histogram")]
+    bands = [name for name, _, _ in schema.AGE_BANDS] + [stats.UNKNOWN]
+    body.append(ctx.breakdown("by_age_band", "Age bands per split (data card)", bands))
+    return m.section("age", heading, body)
+
+
+def findings(ctx: Context) -> str:
+    heading = "3. Findings"
+    f = stats.findings(ctx.manifest)
+    if f is None:
+        text = (
+            "Finding labels are not available for this dataset: it only records Pneumonia versus "
+            "normal, so the finding counts and their co-occurrence cannot be shown."
+        )
+        return m.section("findings", heading, [m.note(text)])
+    body = [
+        m.para(
+            f"{f.labelled:,} images have finding labels; {f.no_finding:,} of them have none of "
+            f"the {len(f.names)} findings (No Finding). An image can carry several findings."
+        )
+    ]
+    if f.pneumonia_alone is not None and stats.POSITIVE in f.names:
+        total = int(f.counts[f.names.index(stats.POSITIVE)])
+        body.append(
+            m.para(
+                f"Of the {total:,} Pneumonia images, {f.pneumonia_alone:,} have no other finding "
+                f"and {total - f.pneumonia_alone:,} carry at least one other."
+            )
+        )
+    body.append(
+        m.figure(
+            figures.findings_bar(f.names, f.counts, f.no_finding),
+            "Images per finding, most frequent first; Pneumonia (the target) in red, images with "
+            "no finding in grey.",
+            "finding counts",
+        )
+    )
+    body.append(
+        m.figure(
+            figures.cooccurrence_heatmap(f.names, f.cooccurrence),
+            "Co-occurrence: each cell counts the images carrying both the row's and the column's "
+            "finding; the diagonal is the finding's own count. Log colour scale; light grey is 0.",
+            "finding co-occurrence heatmap",
+        )
+    )
+    return m.section("findings", heading, body)
+
+
+def view(ctx: Context) -> str:
+    body = _composition(ctx, schema.VIEW, ("PA", "AP"), "view position", "by_view")
+    return m.section("view", "4. View position", [body])
+
+
+def prevalence(ctx: Context) -> str:
+    heading = "5. Pneumonia prevalence per split"
+    rows = stats.splits(ctx.manifest, ctx.label)
+    if not rows:
+        return m.section("splits", heading, [m.note("The manifest has no split column.")])
+    caption = (
+        "Share of Pneumonia images in each split, with positives / images above each bar. Similar "
+        "bars mean the split kept the class balance."
+    )
+    body = [m.figure(figures.prevalence_by_split(rows), caption, "prevalence per split")]
+    body.append(
+        m.table(
+            ["split", "images", "patients", "pneumonia", "prevalence"],
+            [
+                [
+                    r.name,
+                    r.images,
+                    r.patients if r.patients is not None else "n/a",
+                    r.pneumonia,
+                    m.percent(r.prevalence),
+                ]
+                for r in rows
+            ],
+            right=(2, 4),
+        )
+    )
+    p = stats.patients(ctx.manifest)
+    if p is None:
+        body.append(
+            m.note(
+                "The dataset has no patient ids, so the split cannot be grouped by patient: "
+                "images of one patient may sit in different splits, and test scores may be "
+                "optimistic."
+            )
+        )
+        return m.section("splits", heading, body)
+    body.append(
+        m.para(
+            f"{p.count:,} patients; images per patient: median {p.images_median:.0f}, "
+            f"at most {p.images_max:,} (follow-up studies)."
+        )
+    )
+    if p.in_several_splits:
+        body.append(
+            m.note(
+                f"{p.in_several_splits:,} patients have images in more than one split: the "
+                "split leaks patients between train and evaluation.",
+                "warn",
+            )
+        )
+    elif p.in_several_splits == 0:
+        body.append(m.note("No patient has images in more than one split.", "ok"))
+    return m.section("splits", heading, body)

@@ -1,0 +1,89 @@
+"""The evaluation report: metrics.json, a readable report.md and four PNG figures.
+
+Everything is written through :mod:`pneumo.storage` (atomic; a local folder or s3://), so an
+interrupted evaluation never leaves a half-written report. The markdown states what was
+evaluated, how the threshold was chosen and the intervals' resampling unit, and ends with the
+caveats a reader needs before quoting a number: small subgroups, image-level intervals,
+prevalence-dependent PPV/NPV.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pneumo import storage
+from pneumo.metrics.arrays import probabilities
+from pneumo.reports.evaluation_text import render_markdown
+from pneumo.settings import Settings
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+FIGURES = ("roc.png", "pr.png", "reliability.png", "confusion.png")
+FILES = ("metrics.json", *FIGURES, "report.md")
+
+
+def write_report(
+    summary: dict[str, Any],
+    y: npt.ArrayLike,
+    p: npt.ArrayLike,
+    out_url: str,
+    *,
+    title: str,
+    context: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> dict[str, str]:
+    """Write the report files under ``out_url``; returns {file name: url}.
+
+    ``summary`` is :func:`pneumo.metrics.curves.summarize`'s output, optionally with a
+    ``threshold_rule`` entry (see :meth:`pneumo.metrics.threshold.Threshold.to_dict`);
+    ``y`` and ``p`` are the same arrays, needed again for the curves.
+    """
+    from pneumo.reports import evaluation_figures as figures
+
+    labels, scores = probabilities(y, p)
+    if labels.size != summary.get("n"):
+        raise ValueError(f"summary is for n={summary.get('n')} images, y and p hold {labels.size}")
+    context = dict(context or {})
+    files: dict[str, str] = {}
+
+    def put(name: str, data: bytes) -> None:
+        url = storage.join(out_url, name)
+        storage.write_bytes(url, data, settings)
+        files[name] = url
+
+    document = {"title": title, "context": context, **summary}
+    put("metrics.json", (json.dumps(jsonable(document), indent=2, allow_nan=False) + "\n").encode())
+    drawers: dict[str, Callable[[], Figure]] = {
+        "roc.png": lambda: figures.roc_figure(labels, scores, summary, title),
+        "pr.png": lambda: figures.pr_figure(labels, scores, summary, title),
+        "reliability.png": lambda: figures.reliability_figure(labels, scores, summary, title),
+        "confusion.png": lambda: figures.confusion_figure(summary, title),
+    }
+    for name, draw in drawers.items():
+        put(name, figures.png(draw()))
+    put("report.md", render_markdown(summary, title=title, context=context).encode())
+    return files
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with numpy scalars/arrays made Python and NaN/inf made None (strict JSON)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

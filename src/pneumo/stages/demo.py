@@ -1,0 +1,260 @@
+"""`pneumo demo`: the whole cycle on embedded defaults, reusing whatever is already done.
+
+fetch → prepare → eda → train → evaluate → register → promote → serve, on a laptop: local
+folders under ``PNEUMO_ROOT``, MLflow on SQLite, CPU. Synthetic data by default; ``--data PATH``
+takes any dataset `pneumo fetch local` understands. The model is small on purpose (ResNet-18 at
+64 px, ten epochs; :data:`DEMO_OVERRIDES`) so the cycle takes minutes on two cores; a config
+file and overrides change it. Each stage says whether it ran or was reused:
+
+- fetch: a registered dataset whose folder exists is reused;
+- prepare: reused when inputs and config are unchanged (its own fingerprint);
+- train: the run recorded for this dataset and config in ``demo/<dataset>.json`` is reused when
+  finished and resumed when it was interrupted;
+- evaluate / register / promote: reused when the run already has them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pneumo import storage
+from pneumo.config import ExperimentConfig, dump_config, load_config
+from pneumo.data.sources.datasets import Dataset
+from pneumo.errors import PneumoError
+from pneumo.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEMO_OVERRIDES = [
+    "synthetic.patients=300",  # about 500 images: enough for the model to learn something
+    "prepare.image_size=64",
+    "train.backbone=resnet18",
+    "train.epochs=10",
+    "train.batch_size=32",
+    "train.lr=0.001",
+    "train.patience=4",
+    "evaluate.n_boot=300",
+]
+STAGES = ("fetch", "prepare", "eda", "train", "evaluate", "register", "promote", "serve")
+
+
+@dataclass
+class DemoResult:
+    dataset: str
+    run_id: str
+    version: str
+    model_uri: str
+    eda: str
+    evaluation: str
+    example_image: str | None
+
+
+class _Stages:
+    def __init__(self, echo: Callable[[str], None]) -> None:
+        self.echo = echo
+
+    def run(self, name: str, work: Callable[[], tuple[T, str]]) -> T:
+        number = STAGES.index(name) + 1
+        start = time.perf_counter()
+        value, note = work()
+        took = time.perf_counter() - start
+        self.echo(f"[{number}/{len(STAGES)}] {name:<9} {note} ({took:.1f} s)")
+        return value
+
+
+def _fetch(data: str | None, cfg: ExperimentConfig, settings: Settings) -> tuple[Dataset, str]:
+    from pneumo.data.sources import datasets, synthetic
+
+    if data is not None:
+        entry = datasets.register(data, source="local", settings=settings)
+        return entry, f"'{entry.name}' ({entry.layout} layout) at {entry.location}"
+    _, known = datasets.list_datasets(settings)
+    found = next((d for d in known if d.name == "synthetic"), None)
+    if found is not None and storage.exists(found.location, settings):
+        entry = datasets.register(
+            found.location, source="synthetic", name="synthetic", settings=settings
+        )
+        return entry, f"synthetic dataset at {entry.location} (reused)"
+    dest = storage.join(settings.data, "synthetic")
+    count = synthetic.generate(dest, cfg.synthetic, settings=settings, progress=True)
+    entry = datasets.register(dest, source="synthetic", name="synthetic", settings=settings)
+    return entry, f"{count} synthetic images generated at {dest}"
+
+
+def _state_url(dataset: str, settings: Settings) -> str:
+    return storage.join(settings.root, "demo", f"{dataset}.json")
+
+
+def _train(entry: Dataset, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
+    from pneumo.training.fit import train
+
+    key = hashlib.sha256(dump_config(cfg).encode()).hexdigest()
+    state_url = _state_url(entry.name, settings)
+    state: dict[str, Any] = (
+        json.loads(storage.read_text(state_url, settings))
+        if storage.exists(state_url, settings)
+        else {}
+    )
+    run_id = state.get("run_id")
+    if state.get("config") == key and run_id:
+        folder = storage.join(settings.runs, run_id)
+        if storage.exists(storage.join(folder, "history.png"), settings):
+            return run_id, f"run {run_id} (reused)"
+        if storage.exists(storage.join(folder, "last.pt"), settings):
+            result = train(entry, cfg, settings, resume=folder, progress=True)
+            return (
+                result.run_id,
+                f"run {result.run_id} resumed, best val AUROC {result.best_val_auroc:.3f}",
+            )
+    result = train(entry, cfg, settings, progress=True)
+    storage.write_text(state_url, json.dumps({"config": key, "run_id": result.run_id}), settings)
+    return result.run_id, (
+        f"run {result.run_id}: {result.epochs_run} epoch(s), best val AUROC "
+        f"{result.best_val_auroc:.3f}"
+    )
+
+
+def _evaluate(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
+    from pneumo.models import checkpoint
+    from pneumo.stages.evaluate import current_metrics, evaluate
+
+    folder = storage.join(settings.runs, run_id)
+    evaluation = storage.join(folder, "eval-test")
+    ckpt = checkpoint.load(storage.join(folder, "best.pt"), settings)
+    metrics = current_metrics(evaluation, ckpt, settings)
+    if metrics is not None:
+        auroc = metrics["auroc"]["value"]
+        return storage.join(evaluation, "report.md"), f"test AUROC {auroc:.3f} (reused)"
+    result = evaluate(run_id, cfg.evaluate.model_copy(update={"split": "test"}), settings)
+    auroc = result.summary["auroc"]
+    ci = (
+        f" (95% CI {auroc['ci_low']:.3f}-{auroc['ci_high']:.3f})"
+        if auroc.get("ci_low") is not None
+        else ""
+    )
+    return result.files["report.md"], f"test AUROC {auroc['value']:.3f}{ci}"
+
+
+def _register(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
+    from pneumo.packaging.registry import ModelRegistry
+    from pneumo.stages.register import register
+
+    reg = ModelRegistry(settings, cfg.registry.name)
+    mine = [v for v in reg.versions() if v.run_id == run_id]
+    if mine:
+        return mine[-1].version, f"version {mine[-1].version} of '{reg.name}' (reused)"
+    done = register(run_id, cfg.registry, settings)
+    parity = done.card["parity"]["max_abs_diff"]
+    return done.version, f"version {done.version} (challenger), ONNX parity max |Δp| {parity:.1e}"
+
+
+def _promote(version: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
+    from pneumo.packaging.promotion import PromotionRefusedError, promote
+    from pneumo.packaging.registry import CHAMPION, ModelRegistry
+
+    name = cfg.registry.name
+    if ModelRegistry(settings, name).alias(CHAMPION) == version:
+        return f"models:/{name}@champion", f"version {version} is the champion (reused)"
+    try:
+        promote(cfg.promote, settings, name=name, version=version, reason="pneumo demo")
+    except PromotionRefusedError as refused:
+        log.warning("%s", refused.message)
+        return (
+            f"models:/{name}/{version}",
+            f"gate refused version {version} (table above); serving it directly, not as champion",
+        )
+    return f"models:/{name}@champion", f"version {version} is now the champion"
+
+
+def _example_image(entry: Dataset, settings: Settings) -> str | None:
+    import io
+
+    import pandas as pd
+
+    from pneumo.data import schema
+    from pneumo.data.preparation import output_url
+
+    frame = pd.read_parquet(
+        io.BytesIO(
+            storage.read_bytes(
+                storage.join(output_url(entry, settings), "manifest.parquet"), settings
+            )
+        )
+    )
+    test = frame[frame[schema.SPLIT] == "test"]
+    if test.empty or schema.PATH not in test:
+        return None
+    path = str(test[schema.PATH].iloc[0])
+    return path if "://" not in path else None
+
+
+def run_demo(
+    data: str | None = None,
+    config: str | None = None,
+    overrides: list[str] | None = None,
+    settings: Settings | None = None,
+    echo: Callable[[str], None] = print,
+) -> DemoResult:
+    """Stages 1-7; the caller serves ``model_uri`` (stage 8)."""
+    from pneumo.data.preparation import prepare
+    from pneumo.stages.eda import run_eda
+
+    settings = settings or get_settings()
+    cfg = load_config(config, [*DEMO_OVERRIDES, *(overrides or [])])
+    stages = _Stages(echo)
+    entry = stages.run("fetch", lambda: _fetch(data, cfg, settings))
+
+    def do_prepare() -> tuple[None, str]:
+        result = prepare(entry, cfg, settings, progress=True)
+        totals = result.card["totals"]
+        note = f"{totals['images']} images in the cache ({totals['quarantined']} quarantined)"
+        return None, note + (" (reused)" if result.up_to_date else "")
+
+    stages.run("prepare", do_prepare)
+    eda = stages.run("eda", lambda: (url := run_eda(entry, settings=settings), url))
+    run_id = stages.run("train", lambda: _train(entry, cfg, settings))
+    report = stages.run("evaluate", lambda: _evaluate(run_id, cfg, settings))
+    version = stages.run("register", lambda: _register(run_id, cfg, settings))
+    uri = stages.run("promote", lambda: _promote(version, cfg, settings))
+    return DemoResult(
+        entry.name, run_id, version, uri, eda, report, _example_image(entry, settings)
+    )
+
+
+def demo_command(
+    data: str | None, config: str | None, overrides: list[str], host: str | None, port: int | None,
+    serve: bool,
+) -> None:  # fmt: skip
+    from pneumo.settings import ServeSettings
+
+    result = run_demo(data, config, overrides)
+    serve_cfg = ServeSettings()
+    host = host or serve_cfg.serve_host
+    port = serve_cfg.serve_port if port is None else port
+    image = result.example_image or "xray.png"
+    lines = [
+        "",
+        f"EDA report:        {result.eda}",
+        f"evaluation report: {result.evaluation}",
+        f"model:             {result.model_uri} (version {result.version}, run {result.run_id})",
+    ]
+    if not serve:
+        print("\n".join(lines))
+        return
+    from pneumo.serving.main import run_server
+
+    lines += [
+        f"[8/8] serve     http://{host}:{port}/  (Ctrl-C stops it)",
+        f"try:   curl -F file=@{image} http://{host}:{port}/v1/predict",
+        "",
+    ]
+    if not result.model_uri:
+        raise PneumoError("no model to serve")
+    run_server(model=result.model_uri, host=host, port=port, intro="\n".join(lines))
