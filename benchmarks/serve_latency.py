@@ -148,7 +148,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
     """A package of a randomly initialised model; returns the seconds export took."""
     import torch
 
-    from pneumo.data.decode.image import ImageSpec, decode
+    from pneumo.data.decode.image import decode
     from pneumo.models.backbones import build_model
     from pneumo.packaging import modelcard as cards
     from pneumo.packaging.export import export_onnx, parity
@@ -160,7 +160,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         sha256_bytes,
         write_package,
     )
-    from pneumo.preprocess import PreprocessSpec
+    from pneumo.preprocess import ImageSpec, PreprocessSpec
 
     torch.manual_seed(0)
     model = build_model(backbone, weights="none", num_outputs=1).eval()

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from pneumo.config import load_config
+from pneumo.data.prepared import load_prepared
 from pneumo.data.sources import datasets
 from pneumo.settings import Settings
 from pneumo.training import setup
@@ -38,8 +39,8 @@ from pneumo.training.loop import StepContext, batches_from, train_epoch
 
 def synthetic_dataset(root: str, size: int, patients: int) -> datasets.Dataset:
     from pneumo.config import SyntheticConfig
-    from pneumo.data.sources import synthetic
     from pneumo.data.preparation import prepare
+    from pneumo.data.sources import synthetic
 
     settings = Settings(root=root)
     dest = f"{settings.data}/bench"
@@ -128,7 +129,7 @@ def main() -> None:
                 f"train.compile={args.compile}",
             ],
         ).train
-        data = setup.load_prepared(entry, settings)
+        data = load_prepared(entry, settings)
         train_ds, _ = setup.datasets(data, ["label"], settings)
         spec = setup.preprocess_spec(cfg, data)
         from pneumo.models.backbones import build_model
@@ -159,7 +160,11 @@ def main() -> None:
             run(loader, ctx, steps)
 
         pixels = torch.randint(
-            0, 256, (batch, data.image.size, data.image.size), dtype=torch.uint8, device=device
+            0,
+            256,
+            (batch, data.image_spec.size, data.image_spec.size),
+            dtype=torch.uint8,
+            device=device,
         )
         target = torch.randint(0, 2, (batch, 1), device=device).float()
         bare_ctx = StepContext(spec, device, gpu, True, None, 0)
@@ -172,7 +177,7 @@ def main() -> None:
             if gpu
             else f"CPU ({torch.get_num_threads()} threads)"
         )
-        print(f"{backbone} at {data.image.size} px, batch {batch}, {steps} steps on {name}")
+        print(f"{backbone} at {data.image_spec.size} px, batch {batch}, {steps} steps on {name}")
         print(f"loader workers {workers}, torch.compile {args.compile}, bf16 {gpu}")
         bares, ends = [], []
         for i in range(max(1, args.rounds)):  # alternated, so drift hits both alike
@@ -191,7 +196,7 @@ def main() -> None:
                 busy[label] = profile(fn, 10, device, folder / f"{label}-trace.json")
         if args.json:
             figures = {
-                "device": name, "backbone": backbone, "size": data.image.size, "batch": batch,
+                "device": name, "backbone": backbone, "size": data.image_spec.size, "batch": batch,
                 "steps": steps, "workers": workers, "compile": args.compile, "bf16": gpu,
                 "torch": torch.__version__, "bare_images_per_s": b,
                 "end_to_end_images_per_s": e, "ratio": e / b, "rounds_bare": bares,

@@ -243,7 +243,3 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
 
 def dump_config(config: BaseModel) -> str:
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def save_config(config: BaseModel, url: str) -> None:
-    storage.write_text(url, dump_config(config))

@@ -1,6 +1,7 @@
 """The preprocessing spec: the ONE definition of how a file becomes a model input.
 
-``file bytes → pneumo.data.decode.image.decode (gray, resized square uint8) → x/255 → (x-mean)/std``
+``file bytes → decode (gray, resized square uint8) → x/255 → (x - mean) / std``, where decode is
+:func:`pneumo.data.decode.image.decode`.
 
 `prepare` applies the first step once and caches its output; training adds augmentation on top
 of the cached pixels and then normalises with this spec; evaluation and the inference service
@@ -12,11 +13,23 @@ This module imports neither torch nor MLflow, so the service can use it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from pneumo.data.decode.image import ImageSpec, decode
+ResizeMode = Literal["pad", "stretch", "crop"]
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """How a source file becomes a cached array; saved with the cache and with every model."""
+
+    size: int = 256
+    resize: ResizeMode = "pad"
+    max_pixels: int = 178_956_970
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -38,10 +51,6 @@ class PreprocessSpec:
         scaled = batch.astype(np.float32)[:, None] / np.float32(255.0)
         out: np.ndarray = (scaled - np.float32(self.mean)) / np.float32(self.std)
         return out
-
-    def from_bytes(self, data: bytes) -> np.ndarray:
-        """A file's bytes → (1, 1, H, W) float32 model input."""
-        return self.normalize(decode(data, self.image).pixels)
 
 
 def pooled_stats(means: np.ndarray, stds: np.ndarray) -> tuple[float, float]:

@@ -9,16 +9,21 @@ leaves a half-written file under its final name.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
 
 from pneumo.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 TMP_MARK = ".tmp-"
 
@@ -233,3 +238,33 @@ def find_with_stamps(url: str, settings: Settings | None = None) -> dict[str, st
         for p, info in sorted(found.items())
         if p.startswith(base)
     }
+
+
+def read_json(url: str, settings: Settings | None = None) -> Any:
+    return json.loads(read_text(url, settings))
+
+
+def write_json(
+    url: str,
+    value: Any,
+    settings: Settings | None = None,
+    *,
+    indent: int | None = 2,
+    strict: bool = False,
+) -> None:
+    """``value`` as JSON, atomically; ``strict`` refuses NaN and infinities (strict JSON)."""
+    text = json.dumps(value, indent=indent, allow_nan=not strict)
+    write_text(url, text + ("\n" if indent is not None else ""), settings)
+
+
+def read_table(url: str, settings: Settings | None = None) -> pd.DataFrame:
+    """A Parquet file (a manifest, predictions) as a DataFrame, in one read."""
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(read_bytes(url, settings)))
+
+
+def write_table(url: str, frame: pd.DataFrame, settings: Settings | None = None) -> None:
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False)
+    write_bytes(url, buf.getvalue(), settings)

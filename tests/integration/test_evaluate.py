@@ -14,6 +14,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from pneumo.config import load_config
+from pneumo.data.prepared import load_prepared
 from pneumo.metrics.threshold import choose_threshold
 from pneumo.models import checkpoint
 from pneumo.models.backbones import build_model
@@ -22,7 +23,6 @@ from pneumo.settings import get_settings
 from pneumo.stages.evaluate import evaluate, predictions
 from pneumo.training.fit import train
 from pneumo.training.loop import StepContext
-from pneumo.training.setup import load_prepared
 from tests.conftest import TINY_TRAIN, tiny_prepared
 
 

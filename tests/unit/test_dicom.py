@@ -14,7 +14,9 @@ from pydicom.pixels.decoders.base import get_decoder
 from pydicom.uid import UID, JPEGBaseline8Bit, JPEGLosslessSV1
 
 from pneumo.data.decode import dicom
-from pneumo.data.decode.image import DECODE_ERROR_KINDS, ImageDecodeError, ImageSpec, decode
+from pneumo.data.decode.failures import DECODE_ERROR_KINDS, ImageDecodeError
+from pneumo.data.decode.image import decode
+from pneumo.preprocess import ImageSpec
 from tests.conftest import dicom_bytes, dicom_dataset, dicom_file_bytes, gradient, png_bytes
 
 SPEC = ImageSpec(size=64)

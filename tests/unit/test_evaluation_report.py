@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from pneumo import storage
-from pneumo.metrics.curves import summarize
+from pneumo.metrics.summary import summarize
 from pneumo.metrics.threshold import Method, choose_threshold
 from pneumo.reports.evaluation import FIGURES, FILES, jsonable, write_report
 
@@ -197,7 +197,7 @@ def test_no_torch_no_pyplot_and_lazy_matplotlib(tmp_path: Path) -> None:
         import sys
         import numpy as np
         from pneumo.metrics import calibration, threshold
-        from pneumo.metrics import curves as metrics
+        from pneumo.metrics import summary as metrics
         from pneumo.reports import evaluation as report
         assert "matplotlib" not in sys.modules, "matplotlib imported at import time"
         y = np.array([0, 1] * 20)

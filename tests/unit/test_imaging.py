@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pneumo.data.decode.image import DECODE_ERROR_KINDS, ImageDecodeError, ImageSpec, decode
+from pneumo.data.decode.failures import DECODE_ERROR_KINDS, ImageDecodeError
+from pneumo.data.decode.image import decode
+from pneumo.preprocess import ImageSpec
 from tests.conftest import gradient, png_bytes
 
 SPEC = ImageSpec(size=64)

@@ -13,18 +13,11 @@ import numpy.typing as npt
 import pytest
 
 from pneumo.metrics.calibration import brier, expected_calibration_error, reliability
-from pneumo.metrics.curves import (
-    average_precision,
-    bootstrap_ci,
-    bootstrap_interval,
-    confusion_at,
-    pr_curve,
-    roc_auc,
-    roc_curve,
-    summarize,
-)
-from pneumo.metrics.resampling import MetricName
+from pneumo.metrics.curves import average_precision, confusion_at, pr_curve, roc_auc, roc_curve
+from pneumo.metrics.names import MetricName
+from pneumo.metrics.summary import summarize
 from pneumo.metrics.threshold import Threshold, choose_threshold, parse_threshold_rule
+from tests.metric_support import bootstrap_ci, bootstrap_interval
 
 Arrays = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 TOL = 1e-12

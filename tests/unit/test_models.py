@@ -16,8 +16,14 @@ import torchvision  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 from torch import nn
 
 from pneumo.errors import ConfigError, PneumoError
-from pneumo.models.backbones import build_model, count_parameters, first_conv
+from pneumo.models.backbones import build_model, first_conv
 from pneumo.models.catalog import BACKBONES, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
+
+
+def count_parameters(model: nn.Module) -> int:
+    """All parameters (trainable or not): the size people quote for a backbone."""
+    return sum(p.numel() for p in model.parameters())
+
 
 HEAVY = {"vgg16", "resnet50", "densenet121"}
 # The module holding each torchvision backbone's classifier; set to Identity on both sides it

@@ -6,9 +6,8 @@ import numpy as np
 import torch
 
 from pneumo.config import AugmentConfig
-from pneumo.data.decode.image import ImageSpec
 from pneumo.models.backbones import build_model
-from pneumo.preprocess import PreprocessSpec
+from pneumo.preprocess import ImageSpec, PreprocessSpec
 from pneumo.training.loop import StepContext, train_epoch
 
 

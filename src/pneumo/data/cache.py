@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from pneumo import storage
-from pneumo.data.decode.image import ImageSpec
+from pneumo.preprocess import ImageSpec
 from pneumo.settings import Settings
 
 SPEC_FILE = "spec.json"

@@ -26,14 +26,15 @@ from tqdm import tqdm
 from pneumo import storage
 from pneumo.config import ExperimentConfig, dump_config
 from pneumo.data import cache, datacard, problems, schema
-from pneumo.data.decode.image import ImageSpec
 from pneumo.data.decode.pool import Record, decode_many, worker_count
 from pneumo.data.inventory import Inventory, take_inventory
+from pneumo.data.prepared import prepared_folder
 from pneumo.data.problems import Problem
 from pneumo.data.sources.datasets import Dataset
 from pneumo.data.sources.layout import detect
 from pneumo.data.split import check_no_patient_overlap, grouped_split, undersample
 from pneumo.errors import DataError
+from pneumo.preprocess import ImageSpec
 from pneumo.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,6 @@ class PrepareResult:
     @property
     def manifest(self) -> str:
         return storage.join(self.out, "manifest.parquet")
-
-
-def output_url(dataset: Dataset, settings: Settings) -> str:
-    return storage.join(settings.prepared, dataset.name)
 
 
 def _state_key(inv: Inventory, config: ExperimentConfig) -> str:
@@ -207,7 +204,7 @@ def prepare(
 ) -> PrepareResult:  # fmt: skip
     """Prepare ``dataset``; a re-run with unchanged inputs and config does nothing."""
     settings = settings or get_settings()
-    out = output_url(dataset, settings)
+    out = prepared_folder(dataset, settings)
     layout = detect(dataset.location, settings)
     inv = take_inventory(layout, config.prepare.metadata_only, settings)
     key = _state_key(inv, config)

@@ -8,28 +8,19 @@ little a small subgroup says.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from pneumo.data.schema import AGE_BANDS
 from pneumo.metrics import resampling
 from pneumo.metrics.arrays import BoolArray, FloatArray, IntArray
+from pneumo.metrics.names import AT_THRESHOLD, RANKING, MetricName
 
 # Below this many images a subgroup gets counts and point ratios only: no AUROC, no intervals.
 MIN_GROUP = 10
 UNKNOWN = "unknown"
-RANKING: tuple[resampling.MetricName, ...] = ("auroc", "auprc")
-AT_THRESHOLD: tuple[resampling.MetricName, ...] = (
-    "sensitivity",
-    "specificity",
-    "ppv",
-    "npv",
-    "accuracy",
-    "f1",
-)
 _UNDEFINED = {
     "sensitivity": "no positive images",
     "specificity": "no negative images",
@@ -50,7 +41,7 @@ def metric_block(
     seed: int,
     alpha: float,
     small_reason: str | None = None,
-    ranking: tuple[resampling.MetricName, ...] = RANKING,
+    ranking: tuple[MetricName, ...] = RANKING,
 ) -> dict[str, Any]:
     """{metric: {value, ci_low, ci_high[, reason]}} plus ``skipped``: resamples left out.
 
@@ -105,13 +96,18 @@ def subgroup_table(
     n_boot: int,
     seed: int,
     alpha: float,
+    orders: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """{subgroup: {value: entry}}; missing values form an "unknown" group, listed last."""
+    """{subgroup: {value: entry}}; missing values form an "unknown" group, listed last.
+
+    ``orders`` gives a subgroup's values in their natural order (age bands by age); the values
+    of other subgroups are listed alphabetically.
+    """
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for name, column in subgroups.items():
         values = _as_labels(column, y.size, name)
         table[name] = {}
-        for value in _ordered(values):
+        for value in _ordered(values, (orders or {}).get(name, ())):
             mask = values == value
             table[name][value] = _entry(
                 y[mask],
@@ -184,12 +180,11 @@ def _as_labels(column: npt.ArrayLike, n: int, name: str) -> npt.NDArray[np.str_]
     return np.asarray(labels, dtype=np.str_)
 
 
-def _ordered(values: npt.NDArray[np.str_]) -> list[str]:
-    """Age bands in age order, anything else alphabetically; "unknown" last either way."""
+def _ordered(values: npt.NDArray[np.str_], order: Sequence[str]) -> list[str]:
+    """The values in ``order`` when it names them all, else alphabetically; "unknown" last."""
     present = set(np.unique(values).tolist())
-    bands = [band for band, _, _ in AGE_BANDS]
-    if present - {UNKNOWN} <= set(bands):
-        known = [b for b in bands if b in present]
+    if order and present - {UNKNOWN} <= set(order):
+        known = [v for v in order if v in present]
     else:
         known = sorted(present - {UNKNOWN})
     return known + ([UNKNOWN] if UNKNOWN in present else [])

@@ -1,33 +1,23 @@
-"""Binary-classification metrics that match scikit-learn exactly, with honest bootstrap CIs.
+"""ROC and precision-recall curves, their areas and the confusion matrix, exactly as sklearn.
 
 Curves and areas follow sklearn's definitions (checked to 1e-12 in the tests) so a number here
 can be compared with any paper or notebook that used sklearn, without depending on it at
-runtime. Confusion-matrix ratios are None, never NaN, when their denominator is 0, so a
+runtime. The areas and the confusion ratios are computed by the same weighted kernels as their
+bootstrap replicates (:mod:`pneumo.metrics.resampling`), so point estimate and interval cannot
+disagree. Confusion-matrix ratios are None, never NaN, when their denominator is 0, so a
 summary always serialises to strict JSON.
-
-Confidence intervals are percentile bootstraps. When patient ids are known the resampling unit
-is the patient: images of one patient are correlated, and resampling them independently would
-report intervals that are too narrow.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
-from typing import Any, TypedDict
+import math
+from typing import TypedDict
 
 import numpy as np
 import numpy.typing as npt
 
 from pneumo.metrics import resampling
-from pneumo.metrics.arrays import FloatArray, group_codes, labels_and_scores, probabilities
-from pneumo.metrics.blocks import metric_block, subgroup_table
-from pneumo.metrics.calibration import brier, expected_calibration_error, reliability
-from pneumo.metrics.resampling import Interval, MetricFn, MetricName
-
-log = logging.getLogger(__name__)
-
-ALPHA = 0.05  # 95 % intervals
+from pneumo.metrics.arrays import FloatArray, labels_and_scores
 
 
 class Confusion(TypedDict):
@@ -122,133 +112,22 @@ def confusion_at(y: npt.ArrayLike, p: npt.ArrayLike, threshold: float) -> Confus
     tp = int(np.count_nonzero(labels & predicted))
     fp = int(np.count_nonzero(~labels & predicted))
     fn = int(np.count_nonzero(labels & ~predicted))
-    tn = labels.size - tp - fp - fn
+    ratios = resampling.threshold_metrics(labels, predicted, np.ones((labels.size, 1)))
+    value = {name: _finite(column[0]) for name, column in ratios.items()}
     return Confusion(
         threshold=float(threshold),
         tp=tp,
         fp=fp,
-        tn=tn,
+        tn=labels.size - tp - fp - fn,
         fn=fn,
-        sensitivity=_ratio(tp, tp + fn),
-        specificity=_ratio(tn, tn + fp),
-        ppv=_ratio(tp, tp + fp),
-        npv=_ratio(tn, tn + fn),
-        accuracy=(tp + tn) / labels.size,
-        f1=_ratio(2 * tp, 2 * tp + fp + fn),
+        sensitivity=value["sensitivity"],
+        specificity=value["specificity"],
+        ppv=value["ppv"],
+        npv=value["npv"],
+        accuracy=float(ratios["accuracy"][0]),
+        f1=value["f1"],
     )
 
 
-def _ratio(num: int, den: int) -> float | None:
-    return num / den if den else None
-
-
-def bootstrap_ci(
-    y: npt.ArrayLike, p: npt.ArrayLike, metric: MetricName | MetricFn, **options: Any
-) -> tuple[float | None, float | None]:
-    """Percentile (1 - alpha) interval; patients are resampled when ``groups`` holds their ids.
-
-    ``metric`` is a name ("auroc", "auprc", or a ratio at ``threshold``: "sensitivity",
-    "specificity", "ppv", "npv", "accuracy", "f1"), computed for all resamples at once, or any
-    ``metric(y, p)`` callable, called once per resample. ``options`` are those of
-    :func:`bootstrap_interval` (groups, n_boot, seed, alpha, threshold). Resamples on which the
-    metric is undefined (a single class; an empty denominator) are skipped and logged; use
-    :func:`bootstrap_interval` to get that count. (None, None) when fewer than two are usable.
-    """
-    interval = bootstrap_interval(y, p, metric, **options)
-    if interval.skipped:
-        log.warning(
-            "bootstrap: %d of %d resamples skipped (metric undefined on them)",
-            interval.skipped,
-            interval.n_boot,
-        )
-    return interval.low, interval.high
-
-
-def bootstrap_interval(
-    y: npt.ArrayLike,
-    p: npt.ArrayLike,
-    metric: MetricName | MetricFn,
-    *,
-    groups: npt.ArrayLike | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = ALPHA,
-    threshold: float | None = None,
-) -> Interval:
-    """The bootstrap interval of ``metric`` (see :func:`bootstrap_ci`), with the number of
-    resamples skipped because the metric was undefined on them."""
-    labels, scores = labels_and_scores(y, p)
-    codes = group_codes(groups, labels.size)
-    if callable(metric):
-        return resampling.bootstrap_callable(
-            labels, scores, metric, codes=codes, n_boot=n_boot, seed=seed, alpha=alpha
-        )
-    return resampling.bootstrap(
-        labels,
-        scores,
-        [metric],
-        threshold=threshold,
-        codes=codes,
-        n_boot=n_boot,
-        seed=seed,
-        alpha=alpha,
-    )[metric]
-
-
-def summarize(
-    y: npt.ArrayLike,
-    p: npt.ArrayLike,
-    threshold: float,
-    *,
-    groups: npt.ArrayLike | None = None,
-    subgroups: Mapping[str, npt.ArrayLike] | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = ALPHA,
-    n_bins: int = 10,
-) -> dict[str, Any]:
-    """Everything the evaluation report states about one split, as strict-JSON-ready values.
-
-    Every metric is ``{value, ci_low, ci_high}``; a value that is undefined on this split (e.g.
-    AUROC with one class) is None with a ``reason``. ``n_boot=0`` skips the intervals.
-    """
-    labels, scores = probabilities(y, p)
-    if n_boot < 0:
-        raise ValueError(f"n_boot must be >= 0, got {n_boot}")
-    codes = group_codes(groups, labels.size)
-    n_pos = int(labels.sum())
-    confusion = confusion_at(labels, scores, threshold)  # also checks the threshold
-    block = metric_block(labels, scores, threshold, codes, n_boot=n_boot, seed=seed, alpha=alpha)
-    out: dict[str, Any] = {
-        "n": int(labels.size),
-        "positives": n_pos,
-        "negatives": int(labels.size - n_pos),
-        "prevalence": n_pos / labels.size,
-        "n_patients": None if codes is None else int(codes.max()) + 1,
-        "resampling": "image" if codes is None else "patient",
-        "bootstrap": {
-            "n_boot": n_boot,
-            "seed": seed,
-            "ci_level": 1 - alpha,
-            "method": "percentile",
-            "unit": "image" if codes is None else "patient",
-            "skipped": block.pop("skipped"),
-        },
-        "threshold": float(threshold),
-        **block,
-        "confusion": {
-            "tp": confusion["tp"],
-            "fp": confusion["fp"],
-            "tn": confusion["tn"],
-            "fn": confusion["fn"],
-        },
-        "ece": expected_calibration_error(labels, scores, n_bins),
-        "brier": brier(labels, scores),
-        "reliability": reliability(labels, scores, n_bins),
-        "subgroups": {},
-    }
-    if subgroups:
-        out["subgroups"] = subgroup_table(
-            labels, scores, threshold, codes, subgroups, n_boot=n_boot, seed=seed, alpha=alpha
-        )
-    return out
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)

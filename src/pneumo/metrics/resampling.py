@@ -15,23 +15,15 @@ as sklearn's ``roc_auc_score`` and ``average_precision_score`` treat ties.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, get_args
 
 import numpy as np
 
 from pneumo.metrics.arrays import BoolArray, FloatArray, IntArray
+from pneumo.metrics.names import AT_THRESHOLD, METRICS, RANKING, MetricName
 
 log = logging.getLogger(__name__)
-
-RankingMetric = Literal["auroc", "auprc"]
-ThresholdMetric = Literal["accuracy", "sensitivity", "specificity", "ppv", "npv", "f1"]
-MetricName = Literal[RankingMetric, ThresholdMetric]
-MetricFn = Callable[[BoolArray, FloatArray], float | None]
-RANKING: tuple[str, ...] = get_args(RankingMetric)
-AT_THRESHOLD: tuple[str, ...] = get_args(ThresholdMetric)
-METRICS: tuple[str, ...] = RANKING + AT_THRESHOLD
 
 # Weight matrices are built in chunks of about this many cells (8 bytes each): large enough for
 # numpy to run at full speed, small enough that the working set stays near 100 MB.
@@ -161,7 +153,7 @@ def bootstrap(
     alpha: float = 0.05,
 ) -> dict[str, Interval]:
     """Intervals for several named metrics, all computed on the same resamples."""
-    _check_bootstrap_args(n_boot, alpha)
+    check_bootstrap_args(n_boot, alpha)
     wanted_ranking = [m for m in metrics if m in RANKING]
     wanted_threshold = [m for m in metrics if m in AT_THRESHOLD]
     unknown = sorted(set(metrics) - set(METRICS))
@@ -185,41 +177,10 @@ def bootstrap(
             values.update(threshold_metrics(y, predicted, weights))
         for m in metrics:
             parts[m].append(values[m])
-    return {m: _interval(np.concatenate(parts[m]), n_boot, alpha, m) for m in metrics}
+    return {m: interval_of(np.concatenate(parts[m]), n_boot, alpha, m) for m in metrics}
 
 
-def bootstrap_callable(
-    y: BoolArray,
-    p: FloatArray,
-    metric: MetricFn,
-    *,
-    codes: IntArray | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    alpha: float = 0.05,
-) -> Interval:
-    """The slow path for an arbitrary ``metric(y, p)``: one call per resample.
-
-    Resamples with a single class are skipped (most metrics of interest need both), as are
-    those where the metric returns None or NaN.
-    """
-    _check_bootstrap_args(n_boot, alpha)
-    index = np.arange(y.size)
-    values: list[float] = []
-    for weights in resample_weights(y.size, codes, n_boot, seed):
-        for column in weights.T:
-            take = np.repeat(index, column.astype(np.int64))
-            ys = y[take]
-            if ys.all() or not ys.any():
-                values.append(np.nan)
-                continue
-            value = metric(ys, p[take])
-            values.append(np.nan if value is None else float(value))
-    name = getattr(metric, "__name__", "metric")
-    return _interval(np.asarray(values, dtype=np.float64), n_boot, alpha, name)
-
-
-def _interval(values: FloatArray, n_boot: int, alpha: float, name: str) -> Interval:
+def interval_of(values: FloatArray, n_boot: int, alpha: float, name: str) -> Interval:
     usable = values[~np.isnan(values)]
     skipped = n_boot - usable.size
     if skipped:
@@ -232,7 +193,7 @@ def _interval(values: FloatArray, n_boot: int, alpha: float, name: str) -> Inter
     return Interval(float(low), float(high), n_boot, skipped)
 
 
-def _check_bootstrap_args(n_boot: int, alpha: float) -> None:
+def check_bootstrap_args(n_boot: int, alpha: float) -> None:
     if n_boot < 1:
         raise ValueError(f"n_boot must be at least 1, got {n_boot}")
     if not 0.0 < alpha < 1.0:

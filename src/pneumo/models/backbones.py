@@ -14,11 +14,6 @@ from pneumo.models.weights import imagenet_state_dict, load_weights, read_state_
 from pneumo.settings import Settings
 
 
-def count_parameters(model: nn.Module) -> int:
-    """All parameters (trainable or not): the size people quote for a backbone."""
-    return sum(p.numel() for p in model.parameters())
-
-
 def first_conv(model: nn.Module) -> nn.Conv2d:
     """The stem convolution: the first ``Conv2d`` registered, for every torchvision backbone."""
     for module in model.modules():

@@ -35,12 +35,6 @@ def versions() -> dict[str, str]:
     }
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DDP and torch.compile wrappers."""
-    inner = getattr(model, "module", model)
-    return getattr(inner, "_orig_mod", inner)
-
-
 def save(payload: dict[str, Any], url: str, settings: Settings | None = None) -> None:
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **payload}, buf)

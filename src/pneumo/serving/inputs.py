@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pneumo.data.decode.image import ImageDecodeError, decode
+from pneumo.data.decode.failures import ImageDecodeError
+from pneumo.data.decode.image import decode
 from pneumo.preprocess import PreprocessSpec
 
 # ImageDecodeError.kind → (HTTP status, error code)

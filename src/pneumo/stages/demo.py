@@ -174,21 +174,10 @@ def _promote(version: str, cfg: ExperimentConfig, settings: Settings) -> tuple[s
 
 
 def _example_image(entry: Dataset, settings: Settings) -> str | None:
-    import io
-
-    import pandas as pd
-
     from pneumo.data import schema
-    from pneumo.data.preparation import output_url
+    from pneumo.data.prepared import load_prepared
 
-    frame = pd.read_parquet(
-        io.BytesIO(
-            storage.read_bytes(
-                storage.join(output_url(entry, settings), "manifest.parquet"), settings
-            )
-        )
-    )
-    test = frame[frame[schema.SPLIT] == "test"]
+    test = load_prepared(entry, settings).split("test")
     if test.empty or schema.PATH not in test:
         return None
     path = str(test[schema.PATH].iloc[0])

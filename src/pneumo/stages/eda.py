@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import io
-import json
-
 import numpy as np
 import pandas as pd
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.config import load_config
 from pneumo.data import schema
 from pneumo.data.cache import CacheReader
-from pneumo.data.preparation import output_url, prepare
+from pneumo.data.preparation import prepare
+from pneumo.data.prepared import is_prepared, load_prepared
 from pneumo.data.sources.datasets import Dataset
 from pneumo.settings import Settings, get_settings
 
@@ -48,17 +46,13 @@ def run_eda(dataset: Dataset, out: str | None = None, settings: Settings | None 
     from pneumo.reports.eda.page import render_report, write_report
 
     settings = settings or get_settings()
-    folder = output_url(dataset, settings)
-    if not storage.exists(storage.join(folder, "prepare.json"), settings):
+    if not is_prepared(dataset, settings):
         prepare(dataset, load_config(), settings)
-    manifest = pd.read_parquet(
-        io.BytesIO(storage.read_bytes(storage.join(folder, "manifest.parquet"), settings))
-    )
-    card = json.loads(storage.read_text(storage.join(folder, "data_card.json"), settings))
+    data = load_prepared(dataset, settings, images=False)
     samples = None
-    if card.get("mode") == "images" and len(manifest):
-        samples = pick_samples(manifest, CacheReader(storage.join(folder, "cache"), settings))
-    html = render_report(manifest, card, samples, title=f"pneumo EDA: {dataset.name}")
-    target = out or storage.join(folder, "eda.html")
+    if data.has_images and len(data.manifest):
+        samples = pick_samples(data.manifest, CacheReader(data.cache, settings))
+    html = render_report(data.manifest, data.card, samples, title=f"pneumo EDA: {dataset.name}")
+    target = out or storage.join(data.folder, paths.EDA_REPORT)
     write_report(html, target, settings)
     return target

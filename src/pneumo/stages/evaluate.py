@@ -82,14 +82,14 @@ def evaluate(
 ) -> EvaluationResult:
     import torch
 
-    from pneumo.metrics.curves import summarize
+    from pneumo.data.prepared import load_prepared
+    from pneumo.metrics.summary import summarize
     from pneumo.metrics.threshold import choose_threshold, parse_threshold_rule
     from pneumo.models import checkpoint
     from pneumo.models.backbones import build_model
     from pneumo.preprocess import PreprocessSpec
     from pneumo.reports.evaluation import write_report
     from pneumo.training.loop import StepContext
-    from pneumo.training.setup import load_prepared
 
     settings = settings or get_settings()
     method, target = parse_threshold_rule(cfg.threshold)
@@ -109,9 +109,9 @@ def evaluate(
             hint="evaluate on the prepared dataset the run used, unchanged",
         )
     spec = PreprocessSpec.from_dict(ckpt["preprocess"])
-    if spec.image != data.image:
+    if spec.image != data.image_spec:
         raise DataError(
-            f"the cache of '{entry.name}' holds {data.image}; the model expects {spec.image}",
+            f"the cache of '{entry.name}' holds {data.image_spec}; the model expects {spec.image}",
             hint="re-run prepare with the model's image settings",
         )
     config = ckpt["model_config"]

@@ -36,7 +36,7 @@ from pneumo.packaging.registry import CHALLENGER, ModelRegistry
 from pneumo.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from pneumo.training.setup import PreparedData
+    from pneumo.data.prepared import PreparedData
 
 log = logging.getLogger(__name__)
 
@@ -169,13 +169,13 @@ def register(
     ``model/`` in the run)."""
     import torch
 
+    from pneumo.data.prepared import load_prepared
     from pneumo.data.sources import datasets
     from pneumo.models import checkpoint
     from pneumo.models.backbones import build_model
     from pneumo.packaging.export import export_onnx, parity
     from pneumo.preprocess import PreprocessSpec
     from pneumo.stages.evaluate import resolve_checkpoint
-    from pneumo.training.setup import load_prepared
 
     settings = settings or get_settings()
     url, folder = resolve_checkpoint(ref, settings)

@@ -102,17 +102,13 @@ def _run_subject(ref: str, split: str, settings: Settings) -> Subject:
 def _data_card(dataset: str | None, settings: Settings) -> dict[str, Any]:
     if not dataset:
         return {}
-    from pneumo.data.preparation import output_url
+    from pneumo.data.prepared import read_data_card
     from pneumo.data.sources import datasets
 
     try:
-        folder = output_url(datasets.resolve(dataset, settings), settings)
-        card: dict[str, Any] = json.loads(
-            storage.read_text(storage.join(folder, "data_card.json"), settings)
-        )
+        return read_data_card(datasets.resolve(dataset, settings), settings)
     except (PneumoError, FileNotFoundError):
         return {}
-    return card
 
 
 def resolve(ref: str, split: str, settings: Settings) -> Subject | None:

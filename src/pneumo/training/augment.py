@@ -18,12 +18,6 @@ from pneumo.config import AugmentConfig
 from pneumo.preprocess import PreprocessSpec
 
 
-def normalize(pixels: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
-    """uint8 (N, H, W) → float (N, 1, H, W), exactly as `PreprocessSpec.normalize`."""
-    x = pixels.unsqueeze(1).float() / 255.0
-    return (x - spec.mean) / spec.std
-
-
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
     """Random affine + brightness/contrast on a float batch (N, 1, H, W) in [0, 1]."""
     n = x.shape[0]

@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from pneumo import storage
 from pneumo.config import ExperimentConfig, dump_config
+from pneumo.data.prepared import load_prepared
 from pneumo.data.sources.datasets import Dataset
 from pneumo.errors import PneumoError
 from pneumo.metrics.curves import roc_auc
@@ -97,7 +98,7 @@ def _train(
     cfg = config.train
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    data = setup.load_prepared(dataset, settings)
+    data = load_prepared(dataset, settings)
     targets = setup.target_columns(cfg, data.manifest)
     train_ds, val_ds = setup.datasets(data, targets, settings)
     spec = setup.preprocess_spec(cfg, data)

@@ -2,68 +2,21 @@
 
 from __future__ import annotations
 
-import io
-import json
 import math
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from pneumo import storage
 from pneumo.config import TrainConfig
 from pneumo.data import schema
-from pneumo.data.decode.image import ImageSpec
-from pneumo.data.preparation import output_url
-from pneumo.data.sources.datasets import Dataset
+from pneumo.data.prepared import PreparedData
 from pneumo.errors import DataError
 from pneumo.preprocess import PreprocessSpec, pooled_stats
 from pneumo.settings import Settings
 from pneumo.training.loader import ShardImages
 
 TRAIN_SPLITS = ("train", "val")  # `train` never opens anything else
-
-
-@dataclass
-class PreparedData:
-    folder: str
-    manifest: pd.DataFrame
-    card: dict[str, Any]
-    image: ImageSpec
-
-    @property
-    def cache(self) -> str:
-        return storage.join(self.folder, "cache")
-
-
-def load_prepared(dataset: Dataset, settings: Settings) -> PreparedData:
-    """The manifest, data card and cache spec of a prepared dataset, or a clear error."""
-    folder = output_url(dataset, settings)
-    if not storage.exists(storage.join(folder, "prepare.json"), settings):
-        raise DataError(
-            f"dataset '{dataset.name}' has not been prepared (nothing complete at {folder})",
-            hint=f"run `pneumo prepare -d {dataset.name}` first",
-        )
-    card = json.loads(storage.read_text(storage.join(folder, "data_card.json"), settings))
-    if card.get("mode") != "images":
-        raise DataError(
-            f"dataset '{dataset.name}' was prepared without images (metadata-only): nothing to "
-            "train on",
-            hint="prepare a dataset that has its images",
-        )
-    manifest = pd.read_parquet(
-        io.BytesIO(storage.read_bytes(storage.join(folder, "manifest.parquet"), settings))
-    )
-    spec_url = storage.join(folder, "cache", "spec.json")
-    if not storage.exists(spec_url, settings):
-        raise DataError(
-            f"the image cache of '{dataset.name}' is missing ({spec_url})",
-            hint=f"run `pneumo prepare -d {dataset.name}` again",
-        )
-    image = ImageSpec(**json.loads(storage.read_text(spec_url, settings)))
-    return PreparedData(folder, manifest, card, image)
 
 
 def target_columns(cfg: TrainConfig, manifest: pd.DataFrame) -> list[str]:
@@ -86,13 +39,13 @@ def preprocess_spec(cfg: TrainConfig, data: PreparedData) -> PreprocessSpec:
     if cfg.weights != "none":
         from pneumo.models.catalog import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 
-        return PreprocessSpec(data.image, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD)
+        return PreprocessSpec(data.image_spec, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD)
     train = data.manifest[data.manifest[schema.SPLIT] == "train"]
     mean, std = pooled_stats(
         train[schema.MEAN_INTENSITY].to_numpy(np.float64),
         train[schema.STD_INTENSITY].to_numpy(np.float64),
     )
-    return PreprocessSpec(data.image, round(mean, 6), round(std, 6))
+    return PreprocessSpec(data.image_spec, round(mean, 6), round(std, 6))
 
 
 def datasets(

@@ -56,7 +56,7 @@ from pydicom.pixels.processing import apply_modality_lut, apply_voi, apply_windo
 from pydicom.pixels.utils import pixel_array
 from pydicom.uid import UID
 
-from pneumo.data.decode.image import ImageDecodeError, check_size
+from pneumo.data.decode.failures import ImageDecodeError, check_size
 
 MONOCHROME: Final = ("MONOCHROME1", "MONOCHROME2")
 COLOUR: Final = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")

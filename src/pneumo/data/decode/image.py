@@ -22,7 +22,7 @@ Choices, and why:
   file's own modality and VOI transforms (see there) and hands back 8-bit gray for the same
   resizing as every other format.
 
-Every failure is an :class:`ImageDecodeError` with a ``kind`` from :data:`DECODE_ERROR_KINDS`:
+Every failure is an :class:`~pneumo.data.decode.failures.ImageDecodeError` with a ``kind``:
 ``empty`` (0 bytes), ``unsupported`` (not an image, or a format / DICOM codec we cannot read),
 ``corrupt`` (truncated or broken data) and ``too_large`` (the pixel-count guard), so that a web
 service can answer each with its own status.
@@ -31,50 +31,17 @@ service can answer each with its own status.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-ResizeMode = Literal["pad", "stretch", "crop"]
-DecodeErrorKind = Literal["empty", "unsupported", "corrupt", "too_large"]
-DECODE_ERROR_KINDS: Final[tuple[DecodeErrorKind, ...]] = (
-    "empty",
-    "unsupported",
-    "corrupt",
-    "too_large",
-)
+from pneumo.data.decode.failures import ImageDecodeError, check_size
+from pneumo.preprocess import ImageSpec, ResizeMode
+
 _EXIF_ORIENTATION = 0x0112
 _DICOM_MAGIC = b"DICM"  # after the 128-byte preamble of every DICOM Part 10 file
 _DICOM_MAGIC_OFFSET = 128
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    """How a source file becomes a cached array; saved with the cache and with every model."""
-
-    size: int = 256
-    resize: ResizeMode = "pad"
-    max_pixels: int = 178_956_970
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class ImageDecodeError(ValueError):
-    """A file that cannot become an image; ``reason`` is a sentence for the user.
-
-    ``kind`` (one of :data:`DECODE_ERROR_KINDS`) classifies it: ``empty``, ``unsupported``,
-    ``corrupt`` or ``too_large``.
-    """
-
-    def __init__(self, reason: str, kind: DecodeErrorKind = "corrupt") -> None:
-        if kind not in DECODE_ERROR_KINDS:
-            raise ValueError(f"unknown decode error kind {kind!r}; one of {DECODE_ERROR_KINDS}")
-        super().__init__(reason)
-        self.reason = reason
-        self.kind: DecodeErrorKind = kind
 
 
 @dataclass(frozen=True)
@@ -102,18 +69,6 @@ def _open(data: bytes, max_pixels: int) -> Image.Image:
         raise ImageDecodeError(f"unreadable image header: {exc}", "corrupt") from None
     check_size(*img.size, max_pixels)
     return img
-
-
-def check_size(width: int, height: int, max_pixels: int) -> None:
-    """The decompression-bomb guard, from the header's size alone (before any pixel is read)."""
-    if width * height > max_pixels:
-        raise ImageDecodeError(
-            f"image too large: {width}x{height} = {width * height:,} pixels exceeds the "
-            f"limit of {max_pixels:,} (decompression bomb guard)",
-            "too_large",
-        )
-    if width < 1 or height < 1:
-        raise ImageDecodeError(f"image has no pixels ({width}x{height})", "corrupt")
 
 
 def _high_bit_to_uint8(arr: np.ndarray) -> np.ndarray:

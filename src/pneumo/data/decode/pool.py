@@ -17,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from pneumo import storage
-from pneumo.data.decode.image import ImageDecodeError, ImageSpec, decode
+from pneumo.data.decode.failures import ImageDecodeError
+from pneumo.data.decode.image import decode
+from pneumo.preprocess import ImageSpec
 
 Record = dict[str, Any]
 

@@ -1,0 +1,58 @@
+"""Every artifact name pneumo writes, defined once.
+
+Locations (the root, the prepared and runs folders) come from :class:`pneumo.settings.Settings`;
+what lies inside them is named here, so a reader finds each file's one definition and a rename
+cannot miss a place.
+"""
+
+from __future__ import annotations
+
+# Under $PNEUMO_DATA_URL: the list of registered datasets.
+DATASETS = "datasets.json"
+
+# Under $PNEUMO_PREPARED_URL/<dataset>/ (see pneumo.data.preparation).
+MANIFEST = "manifest.parquet"
+DATA_CARD = "data_card.json"
+PROBLEMS = "problems.csv"
+CONFIG = "config.yaml"  # the resolved experiment config, beside a prepared dataset or a run
+PREPARE_STATE = "prepare.json"  # written last: its presence means "prepared"
+CACHE = "cache"
+CACHE_SPEC = "spec.json"
+EDA_REPORT = "eda.html"
+
+# Under $PNEUMO_RUNS_URL/<run id>/ (see pneumo.training.fit).
+BEST = "best.pt"
+LAST = "last.pt"
+HISTORY = "history.json"
+HISTORY_FIGURE = "history.png"
+MODEL_DIR = "model"  # the model package `register` writes
+RUN_RECORD = "run.json"  # which run a fixed-path export came from
+REGISTERED = "registered.json"  # which version a package became
+
+# In an evaluation folder, eval-<split>/ (see pneumo.reports.evaluation).
+METRICS = "metrics.json"
+REPORT_MD = "report.md"
+PREDICTIONS = "predictions.parquet"
+ROC_FIGURE = "roc.png"
+PR_FIGURE = "pr.png"
+RELIABILITY_FIGURE = "reliability.png"
+CONFUSION_FIGURE = "confusion.png"
+
+# In a model package (see pneumo.packaging.package).
+MODEL_FILE = "model.onnx"
+CARD_FILE = "card.json"
+CARD_PAGE = "card.html"
+VERIFICATION_FILE = "verification.npz"
+
+# In a comparison folder (see pneumo.reports.comparison).
+REPORT_HTML = "report.html"
+CURVES_FIGURE = "curves.png"
+
+# MLflow run artifacts: the checkpoint's folder and each registration's package folder.
+ARTIFACT_MODEL_DIR = "model"
+ARTIFACT_PACKAGES_DIR = "packages"
+
+
+def evaluation_dir(split: str) -> str:
+    """The folder (in a run, and among its MLflow artifacts) of an evaluation on ``split``."""
+    return f"eval-{split}"

@@ -1,0 +1,1 @@
+"""Rendering, written once: value and interval formatting, markdown, HTML templates, PNG figures."""
