@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from pneumo import storage
 from pneumo.config import PromoteConfig
@@ -19,7 +20,6 @@ from pneumo.packaging.modelcard import delta, lookup, markdown_table, plain
 from pneumo.packaging.modelcard import metric_rows as card_metric_rows
 from pneumo.packaging.promotion import Gate, check_gate
 from pneumo.settings import Settings
-from pneumo.stages.report import Subject
 
 COLORS = ("#c0392b", "#1f4e79")
 DATA_FIELDS = (
@@ -36,6 +36,15 @@ DATA_FIELDS = (
     ("test images", "splits.test.images"),
     ("test prevalence", "splits.test.prevalence"),
 )
+
+
+@dataclass(frozen=True)
+class Subject:
+    ref: str
+    label: str  # e.g. "pneumonia v3 (challenger)" or "run 1b0c5af4"
+    card: dict[str, Any]
+    predictions: pd.DataFrame | None  # columns label, probability
+    registered: bool
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,8 @@ import pandas as pd
 from pneumo import storage
 from pneumo.errors import PneumoError
 from pneumo.packaging.modelcard import metric_summary
+from pneumo.reports.comparison import Subject
 from pneumo.settings import Settings
-
-
-@dataclass(frozen=True)
-class Subject:
-    ref: str
-    label: str  # e.g. "pneumonia v3 (challenger)" or "run 1b0c5af4"
-    card: dict[str, Any]
-    predictions: pd.DataFrame | None  # columns label, probability
-    registered: bool
 
 
 def _version_subject(ref: str, settings: Settings) -> Subject | None:
