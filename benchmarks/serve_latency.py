@@ -157,8 +157,9 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         INPUT_NAME,
         OUTPUT_NAME,
         Verification,
+        package_files,
         sha256_bytes,
-        write_package,
+        write_files,
     )
     from pneumo.preprocess import ImageSpec, PreprocessSpec
 
@@ -199,7 +200,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         "limitations": ["Random weights: the probabilities mean nothing."],
     }
     check_set = Verification(pixels, check.torch_probabilities)
-    write_package(folder, onnx, card, cards.render_html(card), check_set)
+    write_files(folder, package_files(onnx, card, cards.render_html(card), check_set))
     return seconds
 
 

@@ -139,25 +139,20 @@ def main() -> None:
         )
         setup.configure_backends(device)
         net: torch.nn.Module = torch.compile(model) if args.compile else model  # type: ignore[assignment]
-        optimizer, scheduler = setup.optimisation(cfg, model, 1000)
-        loss_fn = torch.nn.BCEWithLogitsLoss()
+        opt = setup.optimisation(cfg, model, 1000, torch.nn.BCEWithLogitsLoss())
         ctx = StepContext(spec, device, gpu, True, cfg.augment, 0)
         workers = loader_workers(-1, 1)
         order = np.random.default_rng(0).permutation(len(train_ds))
         epoch_batches = EpochBatches()
         loader = make_loader(train_ds, epoch_batches, workers, gpu)  # one, as in `pneumo train`
 
-        def run(batches: Any, step_ctx: StepContext, steps: int) -> None:
+        def run(batches: Any, step_ctx: StepContext) -> None:
             """The same training steps for both measurements; only the batches differ."""
-            train_epoch(
-                net, batches, optimizer=optimizer, scheduler=scheduler, loss_fn=loss_fn,
-                ctx=step_ctx, first_step=0, total=steps, on_step=lambda *_: None, desc="",
-                progress=False,
-            )  # fmt: skip
+            train_epoch(net, batches, opt, step_ctx)
 
         def end_to_end(steps: int) -> None:
             epoch_batches.batches = batches_from(np.resize(order, steps * batch), batch, True)
-            run(loader, ctx, steps)
+            run(loader, ctx)
 
         pixels = torch.randint(
             0,
@@ -170,7 +165,7 @@ def main() -> None:
         bare_ctx = StepContext(spec, device, gpu, True, None, 0)
 
         def bare(steps: int) -> None:
-            run([(pixels, target)] * steps, bare_ctx, steps)
+            run([(pixels, target)] * steps, bare_ctx)
 
         name = (
             torch.cuda.get_device_name(device)

@@ -56,8 +56,8 @@ class Registered:
 def build_registered(root: Path) -> Registered:
     """train → evaluate → register → promote on a small synthetic dataset (about 30 s)."""
     from pneumo.config import PromoteConfig, RegisterConfig, load_config
-    from pneumo.packaging.promotion import promote
     from pneumo.settings import Settings
+    from pneumo.stages.promote import promote
     from pneumo.stages.register import register
     from pneumo.training.fit import train
     from tests.conftest import TINY_TRAIN, tiny_prepared

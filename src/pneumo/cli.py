@@ -1,10 +1,12 @@
-"""The `pneumo` command line. Each command parses its options and calls one library function."""
+"""The `pneumo` command line: Typer only. Each command parses its options, calls one stage
+(:mod:`pneumo.stages`) and echoes its result's summary; the stages are imported when a command
+runs, so `pneumo --help` stays quick."""
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -33,6 +35,13 @@ Overrides = Annotated[
 ]
 NameOpt = Annotated[str | None, typer.Option("--name", help="Name to register the dataset under.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+MirrorOpt = Annotated[
+    str | None, typer.Option(help="Base URL of a mirror holding the same file names.")
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option("--dataset", "-d", help="Dataset name or path; default: the last fetched."),
+]
 
 
 @app.callback()
@@ -50,18 +59,9 @@ def fetch_synthetic(
     quiet: QuietOpt = False,
 ) -> None:
     """Generate a seeded SYNTHETIC chest-radiograph-like dataset in the NIH layout (no download)."""
-    from pneumo import storage
-    from pneumo.config import load_config
-    from pneumo.data.sources import datasets as registry
-    from pneumo.data.sources import synthetic
-    from pneumo.settings import get_settings
+    from pneumo.stages import fetch
 
-    settings = get_settings()
-    cfg = load_config(config, overrides)
-    dest = storage.join(settings.data, registry.check_name(name))
-    count = synthetic.generate(dest, cfg.synthetic, settings=settings, progress=not quiet)
-    entry = registry.register(dest, source="synthetic", name=name, settings=settings)
-    typer.echo(f"synthetic dataset '{entry.name}': {count} images at {entry.location}")
+    typer.echo(fetch.run_synthetic(name, config, overrides or [], progress=not quiet).summary())
 
 
 @fetch_app.command("local")
@@ -72,24 +72,17 @@ def fetch_local(
     name: NameOpt = None,
 ) -> None:
     """Register an existing dataset without copying it (layout detected)."""
-    from pneumo.data.sources import datasets as registry
+    from pneumo.stages import fetch
 
-    entry = registry.register(path, source="local", name=name)
-    typer.echo(f"registered '{entry.name}' ({entry.layout} layout) at {entry.location}")
+    typer.echo(fetch.run_local(path, name).summary())
 
 
 def _fetch_remote(
-    source: str, parts: list[int] | None, mirror: str | None, name: str | None
+    source: Literal["nih", "kermany"], parts: list[int] | None, mirror: str | None, name: str | None
 ) -> None:
-    from pneumo.data.sources.remote import fetch_remote
+    from pneumo.stages import fetch
 
-    entry = fetch_remote(source, parts=parts, mirror=mirror, name=name)  # type: ignore[arg-type]
-    typer.echo(f"fetched '{entry.name}' ({entry.layout} layout) at {entry.location}")
-
-
-MirrorOpt = Annotated[
-    str | None, typer.Option(help="Base URL of a mirror holding the same file names.")
-]
+    typer.echo(fetch.run_remote(source, parts, mirror, name).summary())
 
 
 @fetch_app.command("nih")
@@ -126,20 +119,9 @@ def _parse_parts(text: str | None) -> list[int] | None:
 @app.command("datasets")
 def datasets() -> None:
     """List registered datasets (the current one is starred)."""
-    from pneumo.data.sources import datasets as registry
+    from pneumo.stages import fetch
 
-    current, known = registry.list_datasets()
-    if not known:
-        typer.echo("no datasets yet: try `pneumo fetch synthetic`")
-    for d in known:
-        star = "*" if d.name == current else " "
-        typer.echo(f"{star} {d.name:<24} {d.layout:<8} {d.source:<10} {d.location}")
-
-
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option("--dataset", "-d", help="Dataset name or path; default: the last fetched."),
-]
+    typer.echo(fetch.listing().summary())
 
 
 @app.command("prepare")
@@ -154,20 +136,13 @@ def prepare(
     quiet: QuietOpt = False,
 ) -> None:
     """Validate, split and cache a dataset; write its manifest and data card."""
-    from pneumo.config import load_config
-    from pneumo.data.preparation import prepare as run_prepare
-    from pneumo.data.sources import datasets as registry
-    from pneumo.reports.terminal import summarize_prepare
+    from pneumo.stages import prepare as stage
 
-    extra = list(overrides or [])
-    if strict:
-        extra.append("prepare.strict=true")
-    if metadata_only:
-        extra.append("prepare.metadata_only=true")
-    cfg = load_config(config, extra)
-    entry = registry.resolve(dataset)
-    result = run_prepare(entry, cfg, progress=not quiet)
-    typer.echo(summarize_prepare(result))
+    result = stage.run(
+        dataset, config, overrides or [], strict=strict, metadata_only=metadata_only,
+        progress=not quiet,
+    )  # fmt: skip
+    typer.echo(result.summary())
 
 
 @app.command("eda")
@@ -176,11 +151,9 @@ def eda(
     out: Annotated[str | None, typer.Option(help="Where to write the HTML report.")] = None,
 ) -> None:
     """Write a self-contained HTML report on a prepared dataset."""
-    from pneumo.data.sources import datasets as registry
-    from pneumo.stages.eda import run_eda
+    from pneumo.stages import eda as stage
 
-    url = run_eda(registry.resolve(dataset), out=out)
-    typer.echo(f"EDA report: {url}")
+    typer.echo(stage.run(dataset, out).summary())
 
 
 @app.command("train")
@@ -202,11 +175,12 @@ def train(
 
     Several GPUs or nodes: `torchrun --nproc-per-node N -m pneumo train ...`.
     """
-    from pneumo.training.runs import train_command
+    from pneumo.stages import train as stage
 
-    summary = train_command(
-        dataset, config, list(overrides or []), resume, progress=not quiet, export=export
+    result = stage.run(
+        dataset, config, overrides or [], resume_from=resume, export=export, progress=not quiet
     )
+    summary = result.summary()
     if summary:  # empty on the non-zero ranks of a torchrun job
         typer.echo(summary)
 
@@ -225,13 +199,10 @@ def evaluate(
     ] = None,
 ) -> None:
     """Metrics with confidence intervals on a split, at a threshold chosen on validation."""
-    from pneumo.config import load_config
-    from pneumo.reports.terminal import summarize_evaluation
-    from pneumo.stages.evaluate import evaluate as run_evaluate
+    from pneumo.stages import evaluate as stage
 
-    extra = list(overrides or []) + ([f"evaluate.split={split}"] if split else [])
-    cfg = load_config(config, extra).evaluate
-    typer.echo(summarize_evaluation(run_evaluate(run, cfg, dataset=dataset, out=out)))
+    result = stage.run(run, config, overrides or [], split=split, dataset=dataset, out=out)
+    typer.echo(result.summary())
 
 
 @app.command("register")
@@ -250,12 +221,10 @@ def register(
     ] = None,
 ) -> None:
     """Export a run's best model to ONNX, check parity, write its card, register a challenger."""
-    from pneumo.config import load_config
-    from pneumo.reports.terminal import summarize_registration
-    from pneumo.stages.register import register as run_register
+    from pneumo.stages import register as stage
 
-    cfg = load_config(config, list(overrides or [])).registry
-    typer.echo(summarize_registration(run_register(run, cfg, evaluation=evaluation, out=out)))
+    result = stage.run(run, config, overrides or [], evaluation=evaluation, out=out)
+    typer.echo(result.summary())
 
 
 @app.command("promote")
@@ -270,18 +239,13 @@ def promote(
     overrides: Overrides = None,
 ) -> None:
     """Move alias 'champion' to a version if it passes the gate against the current champion."""
-    from pneumo.config import load_config
-    from pneumo.packaging.promotion import promote as run_promote
-    from pneumo.reports.terminal import summarize_history, summarize_promotion
+    from pneumo.stages import promote as stage
 
-    cfg = load_config(config, list(overrides or []))
-    if history:
-        typer.echo(summarize_history(cfg.registry.name))
-        return
-    result = run_promote(
-        cfg.promote, name=cfg.registry.name, version=version, force=force, reason=reason
-    )
-    typer.echo(summarize_promotion(result))
+    result = stage.run(
+        config, overrides or [], version=version, force=force, reason=reason,
+        show_history=history,
+    )  # fmt: skip
+    typer.echo(result.summary())
 
 
 @app.command("report")
@@ -298,24 +262,10 @@ def report(
     overrides: Overrides = None,
 ) -> None:
     """Compare two models (metrics with intervals, deltas, curves, data, gate verdict)."""
-    from pneumo import storage
-    from pneumo.config import load_config
-    from pneumo.reports.comparison import write_report
-    from pneumo.settings import get_settings
-    from pneumo.stages.report import resolve
+    from pneumo.stages import report as stage
 
-    settings = get_settings()
-    cfg = load_config(config, list(overrides or []))
-    a = resolve(candidate, split, settings)
-    if a is None:
-        raise PneumoError(f"{candidate} points at no model yet", hint="`pneumo register` first")
-    b = resolve(baseline, split, settings) if baseline != candidate else None
-    target = out or storage.join(settings.root, "reports", "latest")
-    result = write_report(a, b, target, cfg.promote, settings)
-    verdict = "" if result.gate is None else f" (gate {'PASS' if result.gate.passed else 'FAIL'})"
-    typer.echo(
-        f"report{verdict}: {result.files['report.md']}\n        {result.files['report.html']}"
-    )
+    result = stage.run(candidate, baseline, config, overrides or [], out=out, split=split)
+    typer.echo(result.summary())
 
 
 @app.command("serve")
@@ -348,9 +298,9 @@ def demo(
     serve: Annotated[bool, typer.Option(help="End by serving the model (Ctrl-C stops).")] = True,
 ) -> None:
     """The whole cycle: fetch, prepare, eda, train, evaluate, register, promote, serve."""
-    from pneumo.stages.demo import demo_command
+    from pneumo.stages import demo as stage
 
-    demo_command(data, config, list(overrides or []), host, port, serve)
+    stage.run(data, config, overrides or [], host=host, port=port, serve=serve, echo=typer.echo)
     if serve:
         typer.echo("service stopped; everything done is kept (a re-run reuses it)")
 

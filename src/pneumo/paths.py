@@ -7,6 +7,20 @@ cannot miss a place.
 
 from __future__ import annotations
 
+# Below $PNEUMO_ROOT (each location can be moved by its own setting; see pneumo.settings).
+DATA_DIR = "data"
+PREPARED_DIR = "prepared"
+RUNS_DIR = "runs"
+DOWNLOADS_DIR = "downloads"
+MLFLOW_DB = "mlflow.db"
+MLFLOW_ARTIFACTS_DIR = "mlartifacts"
+SERVING_CACHE_DIR = "serving-cache"
+REPORTS_DIR = "reports"  # comparison reports; `pneumo report` writes latest/ by default
+DEMO_DIR = "demo"  # which run `pneumo demo` trained for each dataset and config
+# Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
+USER_CACHE = (".cache", "pneumo")
+USER_MODELS_DIR = "models"
+
 # Under $PNEUMO_DATA_URL: the list of registered datasets.
 DATASETS = "datasets.json"
 

@@ -13,6 +13,8 @@ from typing import Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pneumo import paths
+
 
 class Settings(BaseSettings):
     """Locations and storage options.
@@ -58,8 +60,6 @@ class Settings(BaseSettings):
         # Local locations are made absolute once, so no later chdir changes what they mean.
         if value is None or ("://" in value and not value.startswith("file://")):
             return value
-        from pathlib import Path
-
         return str(Path(value.removeprefix("file://")).expanduser().resolve())
 
     @field_validator("storage_options", mode="before")
@@ -74,31 +74,29 @@ class Settings(BaseSettings):
 
     @property
     def data(self) -> str:
-        return self.data_url or self._below_root("data")
+        return self.data_url or self._below_root(paths.DATA_DIR)
 
     @property
     def prepared(self) -> str:
-        return self.prepared_url or self._below_root("prepared")
+        return self.prepared_url or self._below_root(paths.PREPARED_DIR)
 
     @property
     def runs(self) -> str:
-        return self.runs_url or self._below_root("runs")
+        return self.runs_url or self._below_root(paths.RUNS_DIR)
 
     @property
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         if "://" in self.root and not self.root.startswith("file://"):
-            from pathlib import Path
-
             # SQLite needs a local file: with the root on object storage, keep the database in
             # the user's cache (artifacts still go to the root); a team sets a server URI.
-            return f"sqlite:///{Path.home() / '.cache' / 'pneumo' / 'mlflow.db'}"
-        return f"sqlite:///{self._below_root('mlflow.db')}"
+            return f"sqlite:///{user_cache() / paths.MLFLOW_DB}"
+        return f"sqlite:///{self._below_root(paths.MLFLOW_DB)}"
 
     @property
     def mlflow_artifacts(self) -> str:
-        return self._below_root("mlartifacts")
+        return self._below_root(paths.MLFLOW_ARTIFACTS_DIR)
 
     @property
     def downloads(self) -> str:
@@ -106,10 +104,8 @@ class Settings(BaseSettings):
             return self.download_dir
         if "://" in self.root and not self.root.startswith("file://"):
             # Resumable downloads need a local file to append to; object storage has none.
-            from pathlib import Path
-
-            return str(Path.home() / ".cache" / "pneumo" / "downloads")
-        return self._below_root("downloads")
+            return str(user_cache() / paths.DOWNLOADS_DIR)
+        return self._below_root(paths.DOWNLOADS_DIR)
 
     def fs_options(self, url: str) -> dict[str, Any]:
         """fsspec keyword arguments for ``url``'s protocol."""
@@ -125,6 +121,11 @@ class Settings(BaseSettings):
                 options["client_kwargs"] = client_kwargs
         options.update(self.storage_options)
         return options
+
+
+def user_cache() -> Path:
+    """pneumo's folder in the user's cache, for what must be local when the root is not."""
+    return Path.home().joinpath(*paths.USER_CACHE)
 
 
 def get_settings() -> Settings:
@@ -168,5 +169,5 @@ class ServeSettings(BaseSettings):
         if self.model_cache:
             return Path(self.model_cache).expanduser()
         if "://" in root and not root.startswith("file://"):
-            return Path("~/.cache/pneumo/models").expanduser()
-        return Path(root.removeprefix("file://")) / "serving-cache"
+            return user_cache() / paths.USER_MODELS_DIR
+        return Path(root.removeprefix("file://")) / paths.SERVING_CACHE_DIR

@@ -27,5 +27,5 @@ def test_torchrun_two_processes_gloo(pneumo_root: Path) -> None:
     runs = list((pneumo_root / "runs").iterdir())
     assert len(runs) == 1, "only rank 0 creates a run"
     best = checkpoint.load(str(runs[0] / "best.pt"))
-    assert not any(k.startswith("module.") for k in best["model"])
+    assert not any(k.startswith("module.") for k in best.weights)
     assert "run " in proc.stdout

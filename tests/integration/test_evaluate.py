@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 from sklearn.metrics import roc_auc_score
 
 from pneumo.config import load_config
@@ -18,11 +17,10 @@ from pneumo.data.prepared import load_prepared
 from pneumo.metrics.threshold import choose_threshold
 from pneumo.models import checkpoint
 from pneumo.models.backbones import build_model
-from pneumo.preprocess import PreprocessSpec
 from pneumo.settings import get_settings
-from pneumo.stages.evaluate import evaluate, predictions
+from pneumo.stages.evaluate import evaluate
 from pneumo.training.fit import train
-from pneumo.training.loop import StepContext
+from pneumo.training.scoring import score_splits
 from tests.conftest import TINY_TRAIN, tiny_prepared
 
 
@@ -52,13 +50,11 @@ def test_evaluate_a_run(pneumo_root: Path) -> None:
     # The threshold is the Youden point of the *validation* predictions, recomputed here.
     best = checkpoint.load(run.best)
     model = build_model("resnet18", num_outputs=1)
-    model.load_state_dict(best["model"])
-    spec = PreprocessSpec.from_dict(best["preprocess"])
+    model.load_state_dict(best.weights)
     settings = get_settings()
     data = load_prepared(entry, settings)
-    ctx = StepContext(spec, torch.device("cpu"), False, False)
-    _, y_val, p_val = predictions(model, data.manifest, data.cache, "val", ctx, settings)
-    assert metrics["threshold"] == choose_threshold(y_val, p_val, "youden").value
+    val = score_splits(model, data, ("val",), best.meta.preprocess, settings)["val"]
+    assert metrics["threshold"] == choose_threshold(val.labels, val.probabilities, "youden").value
     assert metrics["threshold_rule"]["chosen_on"] == "val"
     report = (out / "report.md").read_text()
     assert "Youden" in report and "chosen on the **val** split" in report

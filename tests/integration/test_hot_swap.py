@@ -11,8 +11,8 @@ import pytest
 import requests
 
 from pneumo.config import PromoteConfig, RegisterConfig
-from pneumo.packaging.promotion import promote
 from pneumo.settings import Settings
+from pneumo.stages.promote import promote
 from pneumo.stages.register import register
 from tests.serving_support import Registered, pytest_env, running_service
 

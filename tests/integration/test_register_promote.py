@@ -13,10 +13,10 @@ from pneumo.cli import app
 from pneumo.config import PromoteConfig, RegisterConfig, load_config
 from pneumo.packaging.modelcard import REQUIRED, missing_fields
 from pneumo.packaging.package import read_package
-from pneumo.packaging.promotion import PromotionRefusedError, promote
 from pneumo.packaging.registry import ModelRegistry
 from pneumo.serving.model import load_model
 from pneumo.settings import Settings, get_settings
+from pneumo.stages.promote import PromotionRefusedError, promote
 from pneumo.stages.register import register
 from pneumo.training.fit import train
 from tests.conftest import TINY_TRAIN, tiny_prepared

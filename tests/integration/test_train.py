@@ -35,11 +35,11 @@ def test_cpu_smoke_run_is_tracked_in_mlflow(pneumo_root: Path) -> None:
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"history.png", "history.json", "data_card.json", "config.yaml", "model"} <= artifacts
     assert [a.path for a in client.list_artifacts(result.run_id, "model")] == ["model/best.pt"]
-    best = checkpoint.load(result.best)  # weights_only: nothing pickled in a model checkpoint
-    assert best["model_config"]["backbone"] == "resnet18"
-    assert best["preprocess"]["image"]["size"] == 32
-    assert best["classes"] == ["Pneumonia"] and best["versions"]["torch"] == torch.__version__
-    assert best["manifest_hash"] == run.data.tags["manifest_hash"]
+    best = checkpoint.load(result.best).meta  # weights_only: nothing pickled in best.pt
+    assert best.model.backbone == "resnet18"
+    assert best.preprocess.image.size == 32
+    assert best.classes == ("Pneumonia",) and best.versions["torch"] == torch.__version__
+    assert best.manifest_hash == run.data.tags["manifest_hash"]
     assert Path(result.run_dir, "history.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -94,14 +94,17 @@ def test_killed_mid_epoch_resumes_to_the_same_result(pneumo_root: Path) -> None:
     while time.monotonic() < deadline and proc.poll() is None:
         lasts = list(runs.glob("*/last.pt"))
         if lasts and not list(runs.glob("*/history.json")):
-            state = checkpoint.load(str(lasts[0]), trusted=True)["state"]
+            resume = checkpoint.load(str(lasts[0]), trusted=True).resume
+            assert resume is not None
+            state = resume["state"]
             if state["step_in_epoch"] >= 2:
                 break
         time.sleep(0.05)
     assert proc.poll() is None, proc.communicate()[0].decode()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    killed = checkpoint.load(str(next(runs.glob("*/last.pt"))), trusted=True)
+    killed = checkpoint.load(str(next(runs.glob("*/last.pt"))), trusted=True).resume
+    assert killed is not None
     assert killed["state"]["epoch"] == 0 and killed["state"]["step_in_epoch"] >= 2
 
     resumed = _train_cli("--resume", "last")
@@ -111,9 +114,9 @@ def test_killed_mid_epoch_resumes_to_the_same_result(pneumo_root: Path) -> None:
     clean = train(entry, load_config(None, args[2:]), progress=False)
     got = checkpoint.load(str(run_dir / "best.pt"))
     want = checkpoint.load(clean.best)
-    assert got["epoch"] == want["epoch"]
-    for key, tensor in want["model"].items():
-        torch.testing.assert_close(got["model"][key], tensor, rtol=1e-4, atol=1e-5, msg=key)
+    assert got.meta.epoch == want.meta.epoch
+    for key, tensor in want.weights.items():
+        torch.testing.assert_close(got.weights[key], tensor, rtol=1e-4, atol=1e-5, msg=key)
     history = json.loads((run_dir / "history.json").read_text())
     assert [round(r["val_auroc"] or 0, 4) for r in history] == [
         round(r["val_auroc"] or 0, 4)

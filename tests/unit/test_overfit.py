@@ -8,7 +8,7 @@ import torch
 from pneumo.config import AugmentConfig
 from pneumo.models.backbones import build_model
 from pneumo.preprocess import ImageSpec, PreprocessSpec
-from pneumo.training.loop import StepContext, train_epoch
+from pneumo.training.loop import Optimisation, StepContext, train_epoch
 
 
 def test_overfits_one_batch() -> None:
@@ -19,6 +19,7 @@ def test_overfits_one_batch() -> None:
     model = build_model("resnet18", weights="none", num_outputs=1)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    opt = Optimisation(optimizer, scheduler, torch.nn.BCEWithLogitsLoss())
     ctx = StepContext(
         PreprocessSpec(ImageSpec(size=32), 0.5, 0.29),
         torch.device("cpu"),
@@ -28,11 +29,7 @@ def test_overfits_one_batch() -> None:
     )
     losses = []
     for epoch in range(40):
-        stats = train_epoch(
-            model, [(pixels, target)], optimizer=optimizer, scheduler=scheduler,
-            loss_fn=torch.nn.BCEWithLogitsLoss(), ctx=ctx, first_step=epoch, total=1,
-            on_step=lambda *_: None, desc="overfit", progress=False,
-        )  # fmt: skip
+        stats = train_epoch(model, [(pixels, target)], opt, ctx, first_step=epoch)
         losses.append(stats.loss)
     assert losses[0] > 0.5
     assert losses[-1] < 0.05, losses[-5:]

@@ -24,11 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.preprocess import ImageSpec
 from pneumo.settings import Settings
-
-SPEC_FILE = "spec.json"
 
 
 @dataclass(frozen=True)
@@ -104,14 +102,16 @@ def write_shard(
 
 
 def write_spec(cache_url: str, spec: ImageSpec, settings: Settings | None = None) -> None:
-    storage.write_text(storage.join(cache_url, SPEC_FILE), json.dumps(spec.to_dict()), settings)
+    storage.write_text(
+        storage.join(cache_url, paths.CACHE_SPEC), json.dumps(spec.to_dict()), settings
+    )
 
 
 def remove_unplanned(
     cache_url: str, plans: list[ShardPlan], settings: Settings | None = None
 ) -> int:
     """Delete shards that no longer belong to the cache (e.g. a split that shrank)."""
-    wanted = {p.npy for p in plans} | {p.sidecar for p in plans} | {SPEC_FILE}
+    wanted = {p.npy for p in plans} | {p.sidecar for p in plans} | {paths.CACHE_SPEC}
     stale = [n for n in storage.listdir(cache_url, settings) if n not in wanted]
     for name in stale:
         storage.remove(storage.join(cache_url, name), settings)
@@ -127,7 +127,7 @@ class CacheReader:
         self.keep = keep
         self._open: dict[str, np.ndarray] = {}
         self.spec = ImageSpec(
-            **json.loads(storage.read_text(storage.join(cache_url, SPEC_FILE), settings))
+            **json.loads(storage.read_text(storage.join(cache_url, paths.CACHE_SPEC), settings))
         )
 
     def shard(self, name: str) -> np.ndarray:

@@ -13,7 +13,6 @@ Outputs, under ``{settings.prepared}/{dataset}/``::
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.config import ExperimentConfig, dump_config
 from pneumo.data import cache, datacard, problems, schema
 from pneumo.data.decode.pool import Record, decode_many, worker_count
@@ -58,7 +57,11 @@ class PrepareResult:
 
     @property
     def manifest(self) -> str:
-        return storage.join(self.out, "manifest.parquet")
+        return storage.join(self.out, paths.MANIFEST)
+
+    @property
+    def data_card(self) -> str:
+        return storage.join(self.out, paths.DATA_CARD)
 
 
 def _state_key(inv: Inventory, config: ExperimentConfig) -> str:
@@ -109,7 +112,7 @@ def _build_cache(
     settings: Settings, progress: bool,
 ) -> dict[str, tuple[str, int, Record]]:  # fmt: skip
     """Fill the cache; returns image id → (shard file, index in shard or -1, record)."""
-    cache_url = storage.join(out, "cache")
+    cache_url = storage.join(out, paths.CACHE)
     storage.makedirs(cache_url, settings)
     storage.remove_stale_temporaries(cache_url, settings)
     entries = list(
@@ -208,12 +211,11 @@ def prepare(
     layout = detect(dataset.location, settings)
     inv = take_inventory(layout, config.prepare.metadata_only, settings)
     key = _state_key(inv, config)
-    state_url = storage.join(out, "prepare.json")
-    card_url = storage.join(out, "data_card.json")
-    if storage.exists(state_url, settings) and storage.exists(card_url, settings):
-        state = json.loads(storage.read_text(state_url, settings))
-        if state.get("key") == key:
-            return PrepareResult(out, json.loads(storage.read_text(card_url, settings)), True)
+    state_url = storage.join(out, paths.PREPARE_STATE)
+    card_url = storage.join(out, paths.DATA_CARD)
+    done = storage.exists(state_url, settings) and storage.exists(card_url, settings)
+    if done and storage.read_json(state_url, settings).get("key") == key:
+        return PrepareResult(out, storage.read_json(card_url, settings), True)
     if inv.frame.empty:
         raise DataError(f"dataset {dataset.name} ({dataset.location}) has no usable rows",
                         hint="see the problems listed above")  # fmt: skip
@@ -237,25 +239,23 @@ def prepare(
     frame = frame.sort_values([schema.SPLIT, schema.IMAGE_ID], kind="stable").reset_index(drop=True)
 
     storage.makedirs(out, settings)
-    storage.write_text(storage.join(out, "problems.csv"), problems.to_csv(all_problems), settings)
+    problems_url = storage.join(out, paths.PROBLEMS)
+    storage.write_text(problems_url, problems.to_csv(all_problems), settings)
     if config.prepare.strict and all_problems:
         listing = "\n".join(f"  {p}" for p in all_problems[:20])
         raise DataError(
             f"{len(all_problems)} data problem(s) in {dataset.name} (strict mode):\n{listing}",
-            hint=f"fix them, or drop --strict to quarantine them; all are in {out}/problems.csv",
+            hint=f"fix them, or drop --strict to quarantine them; all are in {problems_url}",
         )
-    buf = io.BytesIO()
-    frame.to_parquet(buf, index=False)
-    storage.write_bytes(storage.join(out, "manifest.parquet"), buf.getvalue(), settings)
+    storage.write_table(storage.join(out, paths.MANIFEST), frame, settings)
     data_card = datacard.build_card(
         frame, dataset=dataset.__dict__, mode=mode, split_method=method,
         patient_grouped=inv.patient_grouped, problems=problems.summary(all_problems),
         notes=inv.notes, config=config.model_dump(mode="json"), listed=inv.listed,
         undersampled=undersampled,
     )  # fmt: skip
-    storage.write_text(card_url, json.dumps(data_card, indent=2), settings)
-    storage.write_text(storage.join(out, "config.yaml"), dump_config(config), settings)
-    storage.write_text(
-        state_url, json.dumps({"key": key, "manifest_hash": data_card["manifest_hash"]}), settings
-    )
+    storage.write_json(card_url, data_card, settings)
+    storage.write_text(storage.join(out, paths.CONFIG), dump_config(config), settings)
+    state = {"key": key, "manifest_hash": data_card["manifest_hash"]}
+    storage.write_json(state_url, state, settings, indent=None)  # last: marks the run complete
     return PrepareResult(out, data_card, False)

@@ -23,7 +23,7 @@ def first_conv(model: nn.Module) -> nn.Conv2d:
 
 
 def build_model(
-    name: str,
+    backbone: str,
     *,
     weights: str = "none",
     num_outputs: int = 1,
@@ -39,20 +39,21 @@ def build_model(
     (0.5 for VGG, 0.2 for EfficientNet/MobileNet, none for ResNet/DenseNet). Adaptive pooling
     in every backbone makes any input of 32 px or more work.
     """
-    backbone = spec(name)
+    layout = spec(backbone)
     if num_outputs < 1 or in_chans < 1:
         raise ConfigError(f"num_outputs and in_chans must be >= 1, got {num_outputs}, {in_chans}")
     if dropout is not None and not 0.0 <= dropout < 1.0:
         raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
     if not weights:
         raise ConfigError("weights is empty", hint="use none, imagenet, or a state-dict path/URL")
-    model: nn.Module = torchvision.models.get_model(name, weights=None)
-    _replace_stem(model, backbone, in_chans)
-    _replace_head(model, backbone, num_outputs, dropout)
+    model: nn.Module = torchvision.models.get_model(backbone, weights=None)
+    _replace_stem(model, layout, in_chans)
+    _replace_head(model, layout, num_outputs, dropout)
     if weights == "imagenet":
-        load_weights(model, name, imagenet_state_dict(name), source=f"ImageNet weights ({name})")
+        source = f"ImageNet weights ({backbone})"
+        load_weights(model, backbone, imagenet_state_dict(backbone), source=source)
     elif weights != "none":
-        load_weights(model, name, read_state_dict(weights, settings), source=weights)
+        load_weights(model, backbone, read_state_dict(weights, settings), source=weights)
     return model
 
 

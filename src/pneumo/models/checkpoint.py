@@ -1,17 +1,18 @@
 """Checkpoints that describe themselves, written atomically.
 
 A *model* checkpoint (``best.pt``) holds what evaluation, export and serving need and nothing
-they must trust blindly: weights, the model config, the preprocessing spec, class names, the
-data manifest hash, the validation threshold and library versions; it loads with
-``torch.load(weights_only=True)``. A *resume* checkpoint (``last.pt``) adds the optimizer,
-scheduler, RNG states, position in the epoch and history, so a killed run continues where it
-stopped.
+they must trust blindly: weights and the :class:`~pneumo.models.meta.CheckpointMeta` (model
+arguments, preprocessing spec, class names, data manifest hash, validation threshold, library
+versions); it loads with ``torch.load(weights_only=True)``. A *resume* checkpoint (``last.pt``)
+adds the optimizer, scheduler, RNG states, position in the epoch and history, so a killed run
+continues where it stopped.
 """
 
 from __future__ import annotations
 
 import io
 import platform
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -20,9 +21,19 @@ import torchvision
 
 from pneumo import __version__, storage
 from pneumo.errors import PneumoError
+from pneumo.models.backbones import build_model
+from pneumo.models.meta import CheckpointMeta
 from pneumo.settings import Settings
 
-FORMAT = "pneumo-checkpoint/1"
+RESUME_KEYS = ("optimizer", "scheduler", "state", "rng")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    meta: CheckpointMeta
+    weights: dict[str, torch.Tensor]
+    # last.pt only: {"optimizer", "scheduler", "state", "rng"}; None in best.pt
+    resume: dict[str, Any] | None = None
 
 
 def versions() -> dict[str, str]:
@@ -35,13 +46,14 @@ def versions() -> dict[str, str]:
     }
 
 
-def save(payload: dict[str, Any], url: str, settings: Settings | None = None) -> None:
+def save(ckpt: Checkpoint, url: str, settings: Settings | None = None) -> None:
+    payload = {**ckpt.meta.to_payload(), "model": ckpt.weights, **(ckpt.resume or {})}
     buf = io.BytesIO()
-    torch.save({"format": FORMAT, **payload}, buf)
+    torch.save(payload, buf)
     storage.write_bytes(url, buf.getvalue(), settings)
 
 
-def load(url: str, settings: Settings | None = None, *, trusted: bool = False) -> dict[str, Any]:
+def load(url: str, settings: Settings | None = None, *, trusted: bool = False) -> Checkpoint:
     """Read a checkpoint; ``trusted`` allows the pickled optimizer/RNG state of ``last.pt``."""
     try:
         data = storage.read_bytes(url, settings)
@@ -54,9 +66,18 @@ def load(url: str, settings: Settings | None = None, *, trusted: bool = False) -
             f"{url} is not a readable pneumo checkpoint: {exc}",
             hint="pass a best.pt written by `pneumo train`, or a run id",
         ) from None
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT:
-        raise PneumoError(f"{url} is not a pneumo checkpoint (format {FORMAT} expected)")
-    return obj
+    if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
+        raise PneumoError(f"{url} is not a pneumo checkpoint (no weights)")
+    meta = CheckpointMeta.from_payload(obj, url)
+    resume = {k: obj[k] for k in RESUME_KEYS} if all(k in obj for k in RESUME_KEYS) else None
+    return Checkpoint(meta, obj["model"], resume)
+
+
+def restore_model(ckpt: Checkpoint) -> torch.nn.Module:
+    """The checkpoint's network, rebuilt from its own arguments and loaded with its weights."""
+    model = build_model(**ckpt.meta.model.kwargs(), weights="none")
+    model.load_state_dict(ckpt.weights)
+    return model
 
 
 def rng_state() -> dict[str, Any]:

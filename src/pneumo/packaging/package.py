@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from pneumo import paths
 from pneumo.errors import PneumoError
 
 FORMAT = "pneumo-model/1"
-MODEL_FILE = "model.onnx"
-CARD_FILE = "card.json"
-CARD_PAGE = "card.html"
-VERIFICATION_FILE = "verification.npz"
+MODEL_FILE, CARD_FILE = paths.MODEL_FILE, paths.CARD_FILE
+CARD_PAGE, VERIFICATION_FILE = paths.CARD_PAGE, paths.VERIFICATION_FILE
 FILES = (MODEL_FILE, CARD_FILE, CARD_PAGE, VERIFICATION_FILE)
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
@@ -55,18 +54,22 @@ def verification_bytes(check: Verification) -> bytes:
     return buf.getvalue()
 
 
-def write_package(
-    folder: Path, onnx: bytes, card: dict[str, Any], page: str, check: Verification
-) -> None:
-    """Write the four files into ``folder`` (created); each file written whole, then renamed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    contents = {
+def package_files(
+    onnx: bytes, card: dict[str, Any], page: str, check: Verification
+) -> dict[str, bytes]:
+    """The package's four files, by name."""
+    return {
         MODEL_FILE: onnx,
         CARD_FILE: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode(),
         CARD_PAGE: page.encode(),
         VERIFICATION_FILE: verification_bytes(check),
     }
-    for name, data in contents.items():
+
+
+def write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``folder`` (created); each file written whole, then renamed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files.items():
         tmp = folder / f".{name}.tmp"
         tmp.write_bytes(data)
         tmp.replace(folder / name)

@@ -1,17 +1,25 @@
-"""Human-readable summaries of what a command did, for the terminal."""
+"""What a command did, in a few lines for the terminal (each stage's result calls one of these).
+
+Every function takes plain values (a data card, a metrics summary, a model card, registry
+records), never a stage's own objects, so reports stay below the stages that use them.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    from pneumo.data.preparation import PrepareResult
-    from pneumo.packaging.promotion import Promotion
-    from pneumo.stages.evaluate import EvaluationResult
-    from pneumo.stages.register import Registered
+from pneumo import paths
+from pneumo.data.preparation import PrepareResult
+from pneumo.metrics.names import CARD_METRICS
+from pneumo.render.text import with_interval
 
 
-def summarize_prepare(result: PrepareResult) -> str:
+def _ci(entry: Any) -> str:
+    return with_interval(entry if isinstance(entry, Mapping) else {"value": entry}, label="95% CI ")
+
+
+def prepare_summary(result: PrepareResult) -> str:
     card = result.card
     totals = card["totals"]
     lines = []
@@ -32,90 +40,99 @@ def summarize_prepare(result: PrepareResult) -> str:
         prevalence = f"{s['prevalence']:.1%}" if s.get("prevalence") is not None else "n/a"
         positives = f"{s['pneumonia']:,} positive ({prevalence})"
         lines.append(f"  {split:<5} {s['images']:>7,} images{patients}, {positives}")
-    probs = card["problems"]
-    if probs["total"]:
-        lines.append(f"{probs['total']} problem(s), left out of the manifest:")
-        lines.extend(f"  {n:>5}  {reason}" for reason, n in probs["by_reason"].items())
-        lines.extend(
-            f"    {e['file']}: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
-            for e in probs["examples"][:10]
-        )
-        lines.append(f"  all of them: {result.out}/problems.csv")
+    lines.extend(_problems(card["problems"], result.out))
     lines.extend(f"note: {n}" for n in card.get("notes", []))
     lines.append(f"manifest: {result.manifest}")
-    lines.append(f"data card: {result.out}/data_card.json")
+    lines.append(f"data card: {result.data_card}")
     return "\n".join(lines)
 
 
-def _ci(metric: dict[str, float | None] | None) -> str:
-    if not metric or metric.get("value") is None:
-        return "n/a"
-    low, high = metric.get("ci_low"), metric.get("ci_high")
-    ci = f" (95% CI {low:.3f}-{high:.3f})" if low is not None and high is not None else ""
-    return f"{metric['value']:.3f}{ci}"
+def _problems(problems: Mapping[str, Any], folder: str) -> list[str]:
+    if not problems["total"]:
+        return []
+    lines = [f"{problems['total']} problem(s), left out of the manifest:"]
+    lines.extend(f"  {n:>5}  {reason}" for reason, n in problems["by_reason"].items())
+    lines.extend(
+        f"    {e['file']}: {e['reason']}" + (f" ({e['detail']})" if e.get("detail") else "")
+        for e in problems["examples"][:10]
+    )
+    lines.append(f"  all of them: {folder}/{paths.PROBLEMS}")
+    return lines
 
 
-def summarize_evaluation(result: EvaluationResult) -> str:
-    s = result.summary
-    rule = s.get("threshold_rule", {})
+def evaluation_summary(metrics: Mapping[str, Any], out: str, report: str) -> str:
+    rule = metrics.get("threshold_rule", {})
     lines = [
-        f"{s['n']:,} images, {s['positives']:,} with Pneumonia ({result.out})",
-        f"AUROC {_ci(s.get('auroc'))}   AUPRC {_ci(s.get('auprc'))}",
-        f"threshold {s['threshold']:.4f} ({rule.get('method', '?')} on validation)",
+        f"{metrics['n']:,} images, {metrics['positives']:,} with Pneumonia ({out})",
+        f"AUROC {_ci(metrics.get('auroc'))}   AUPRC {_ci(metrics.get('auprc'))}",
+        f"threshold {metrics['threshold']:.4f} ({rule.get('method', '?')} on validation)",
     ]
-    for key in ("accuracy", "sensitivity", "specificity", "ppv", "npv"):
-        value = s.get(key)
-        lines.append(f"  {key:<12} {_ci(value if isinstance(value, dict) else {'value': value})}")
-    lines.append(f"report: {result.files.get('report.md', result.out)}")
+    for key in CARD_METRICS[2:]:  # the ratios at the threshold
+        lines.append(f"  {key:<12} {_ci(metrics.get(key))}")
+    lines.append(f"report: {report}")
     return "\n".join(lines)
 
 
-def summarize_registration(result: Registered) -> str:
-    card = result.card
-    parity = card["parity"]
+def training_summary(
+    run_id: str,
+    epochs: int,
+    early: bool,
+    best: tuple[float, int],
+    folder: str,
+    tracking: tuple[str, str],
+) -> str:
+    """``best`` is (val AUROC, epoch index); ``tracking`` (tracking URI, experiment)."""
+    stop = " (early stop)" if early else ""
+    return (
+        f"run {run_id}: {epochs} epoch(s){stop}, best val AUROC {best[0]:.4f} at epoch "
+        f"{best[1] + 1}\ncheckpoint: {folder}/{paths.BEST}\n"
+        f"history: {folder}/{paths.HISTORY_FIGURE}\n"
+        f"MLflow: {tracking[0]} (experiment '{tracking[1]}')"
+    )
+
+
+def registration_summary(
+    name: str, version: str, run_id: str, folder: str, card: Mapping[str, Any]
+) -> str:
+    parity, threshold = card["parity"], card["threshold"]
     return "\n".join(
         [
-            f"registered '{result.name}' version {result.version} (alias challenger) "
-            f"from run {result.run_id}",
+            f"registered '{name}' version {version} (alias challenger) from run {run_id}",
             f"test AUROC {_ci(card['metrics'].get('auroc'))}, threshold "
-            f"{card['threshold']['value']:.4f} ({card['threshold']['method']} on "
-            f"{card['threshold']['chosen_on']})",
+            f"{threshold['value']:.4f} ({threshold['method']} on {threshold['chosen_on']})",
             f"ONNX parity: max |Δp| {parity['max_abs_diff']:.1e} on {parity['images']} "
             f"validation images (tolerance {parity['tolerance']:.0e})",
-            f"package: {result.folder} (model card: card.html)",
+            f"package: {folder} (model card: card.html)",
             "next: `pneumo promote` (gate against the champion), then `pneumo serve`",
         ]
     )
 
 
-def summarize_promotion(result: Promotion) -> str:
-    verb = "rolled back" if result.kind == "rollback" else "promoted"
-    forced = " (FORCED past a failed gate)" if result.record["forced"] else ""
-    before = f"v{result.previous}" if result.previous else "none"
-    checks = "; ".join(result.record["gate"]["checks"] + result.record["gate"]["reasons"])
-    return (
-        f"{verb} version {result.version} to champion{forced} (was {before})\n"
-        f"gate: {checks}\n\n{result.table}"
-    )
+def promotion_summary(
+    version: str, previous: str | None, record: Mapping[str, Any], table: str
+) -> str:
+    verb = "rolled back" if record["kind"] == "rollback" else "promoted"
+    forced = " (FORCED past a failed gate)" if record["forced"] else ""
+    before = f"v{previous}" if previous else "none"
+    checks = "; ".join(record["gate"]["checks"] + record["gate"]["reasons"])
+    return f"{verb} version {version} to champion{forced} (was {before})\ngate: {checks}\n\n{table}"
 
 
-def summarize_history(name: str) -> str:
-    from pneumo.packaging.registry import ModelRegistry
-    from pneumo.settings import get_settings
-
-    reg = ModelRegistry(get_settings(), name)
-    aliases = reg.aliases()
+def history_summary(
+    name: str,
+    uri: str,
+    versions: Sequence[tuple[str, str, str | None]],
+    aliases: Mapping[str, str],
+    records: Sequence[Mapping[str, Any]],
+) -> str:
+    """``versions`` holds (version, test AUROC tag, run id) in version order."""
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
-    lines = [f"model '{name}' in {reg.uri}"]
-    for v in reg.versions():
-        marks = ",".join(sorted(by_version.get(v.version, [])))
-        lines.append(
-            f"  v{v.version:<4} {marks:<22} test AUROC {v.tags.get('test_auroc', '?'):<9} "
-            f"run {v.run_id}"
-        )
-    records = reg.promotions()
+    lines = [f"model '{name}' in {uri}"]
+    for version, auroc, run_id in versions:
+        marks = ",".join(sorted(by_version.get(version, [])))
+        lines.append(f"  v{version:<4} {marks:<22} test AUROC {auroc:<9} run {run_id}")
     lines.append("promotions:" if records else "no promotions yet")
     for r in records:
         forced = " FORCED" if r.get("forced") else ""

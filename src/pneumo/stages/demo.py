@@ -16,18 +16,30 @@ file and overrides change it. Each stage says whether it ran or was reused:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.config import ExperimentConfig, dump_config, load_config
+from pneumo.data import schema
+from pneumo.data.preparation import prepare
+from pneumo.data.prepared import load_prepared
+from pneumo.data.sources import datasets
 from pneumo.data.sources.datasets import Dataset
-from pneumo.errors import PneumoError
-from pneumo.settings import Settings, get_settings
+from pneumo.models import checkpoint
+from pneumo.packaging.registry import CHAMPION, ModelRegistry
+from pneumo.render.text import with_interval
+from pneumo.serving.main import run_server
+from pneumo.settings import ServeSettings, Settings, get_settings
+from pneumo.stages.eda import run_eda
+from pneumo.stages.evaluate import current_evaluation, evaluate
+from pneumo.stages.fetch import generate_synthetic
+from pneumo.stages.promote import PromotionRefusedError, promote
+from pneumo.stages.register import register
+from pneumo.stages.train import train_or_resume
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -43,9 +55,10 @@ DEMO_OVERRIDES = [
     "evaluate.n_boot=300",
 ]
 STAGES = ("fetch", "prepare", "eda", "train", "evaluate", "register", "promote", "serve")
+SYNTHETIC = "synthetic"
 
 
-@dataclass
+@dataclass(frozen=True)
 class DemoResult:
     dataset: str
     run_id: str
@@ -54,6 +67,16 @@ class DemoResult:
     eda: str
     evaluation: str
     example_image: str | None
+
+    def summary(self) -> str:
+        return "\n".join(
+            [
+                "",
+                f"EDA report:        {self.eda}",
+                f"evaluation report: {self.evaluation}",
+                f"model:             {self.model_uri} (version {self.version}, run {self.run_id})",
+            ]
+        )
 
 
 class _Stages:
@@ -70,51 +93,45 @@ class _Stages:
 
 
 def _fetch(data: str | None, cfg: ExperimentConfig, settings: Settings) -> tuple[Dataset, str]:
-    from pneumo.data.sources import datasets, synthetic
-
     if data is not None:
         entry = datasets.register(data, source="local", settings=settings)
         return entry, f"'{entry.name}' ({entry.layout} layout) at {entry.location}"
     _, known = datasets.list_datasets(settings)
-    found = next((d for d in known if d.name == "synthetic"), None)
+    found = next((d for d in known if d.name == SYNTHETIC), None)
     if found is not None and storage.exists(found.location, settings):
         entry = datasets.register(
-            found.location, source="synthetic", name="synthetic", settings=settings
+            found.location, source=SYNTHETIC, name=SYNTHETIC, settings=settings
         )
         return entry, f"synthetic dataset at {entry.location} (reused)"
-    dest = storage.join(settings.data, "synthetic")
-    count = synthetic.generate(dest, cfg.synthetic, settings=settings, progress=True)
-    entry = datasets.register(dest, source="synthetic", name="synthetic", settings=settings)
-    return entry, f"{count} synthetic images generated at {dest}"
+    fetched = generate_synthetic(SYNTHETIC, cfg, settings, progress=True)
+    entry = fetched.dataset
+    return entry, f"{fetched.images} synthetic images generated at {entry.location}"
 
 
-def _state_url(dataset: str, settings: Settings) -> str:
-    return storage.join(settings.root, "demo", f"{dataset}.json")
+def _prepare(entry: Dataset, cfg: ExperimentConfig, settings: Settings) -> tuple[None, str]:
+    result = prepare(entry, cfg, settings, progress=True)
+    totals = result.card["totals"]
+    note = f"{totals['images']} images in the cache ({totals['quarantined']} quarantined)"
+    return None, note + (" (reused)" if result.up_to_date else "")
 
 
 def _train(entry: Dataset, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
-    from pneumo.training.fit import train
-
+    """The run recorded for this dataset and config: reused if finished, resumed if killed."""
     key = hashlib.sha256(dump_config(cfg).encode()).hexdigest()
-    state_url = _state_url(entry.name, settings)
-    state: dict[str, Any] = (
-        json.loads(storage.read_text(state_url, settings))
-        if storage.exists(state_url, settings)
-        else {}
-    )
-    run_id = state.get("run_id")
-    if state.get("config") == key and run_id:
-        folder = storage.join(settings.runs, run_id)
-        if storage.exists(storage.join(folder, "history.png"), settings):
-            return run_id, f"run {run_id} (reused)"
-        if storage.exists(storage.join(folder, "last.pt"), settings):
-            result = train(entry, cfg, settings, resume=folder, progress=True)
-            return (
-                result.run_id,
-                f"run {result.run_id} resumed, best val AUROC {result.best_val_auroc:.3f}",
-            )
-    result = train(entry, cfg, settings, progress=True)
-    storage.write_text(state_url, json.dumps({"config": key, "run_id": result.run_id}), settings)
+    state_url = storage.join(settings.root, paths.DEMO_DIR, f"{entry.name}.json")
+    state = storage.read_json(state_url, settings) if storage.exists(state_url, settings) else {}
+    known = state.get("run_id") if state.get("config") == key else None
+    folder = storage.join(settings.runs, known) if known else None
+    result, how = train_or_resume(entry, cfg, settings, folder, progress=True)
+    if result is None:
+        return str(known), f"run {known} (reused)"
+    if how == "resumed":
+        return (
+            result.run_id,
+            f"run {result.run_id} resumed, best val AUROC {result.best_val_auroc:.3f}",
+        )
+    record = {"config": key, "run_id": result.run_id}
+    storage.write_json(state_url, record, settings, indent=None)
     return result.run_id, (
         f"run {result.run_id}: {result.epochs_run} epoch(s), best val AUROC "
         f"{result.best_val_auroc:.3f}"
@@ -122,30 +139,19 @@ def _train(entry: Dataset, cfg: ExperimentConfig, settings: Settings) -> tuple[s
 
 
 def _evaluate(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
-    from pneumo.models import checkpoint
-    from pneumo.stages.evaluate import current_metrics, evaluate
-
     folder = storage.join(settings.runs, run_id)
-    evaluation = storage.join(folder, "eval-test")
-    ckpt = checkpoint.load(storage.join(folder, "best.pt"), settings)
-    metrics = current_metrics(evaluation, ckpt, settings)
+    evaluation = storage.join(folder, paths.evaluation_dir("test"))
+    meta = checkpoint.load(storage.join(folder, paths.BEST), settings).meta
+    metrics = current_evaluation(evaluation, meta, settings)
     if metrics is not None:
         auroc = metrics["auroc"]["value"]
-        return storage.join(evaluation, "report.md"), f"test AUROC {auroc:.3f} (reused)"
+        return storage.join(evaluation, paths.REPORT_MD), f"test AUROC {auroc:.3f} (reused)"
     result = evaluate(run_id, cfg.evaluate.model_copy(update={"split": "test"}), settings)
-    auroc = result.summary["auroc"]
-    ci = (
-        f" (95% CI {auroc['ci_low']:.3f}-{auroc['ci_high']:.3f})"
-        if auroc.get("ci_low") is not None
-        else ""
-    )
-    return result.files["report.md"], f"test AUROC {auroc['value']:.3f}{ci}"
+    auroc = with_interval(result.metrics["auroc"], label="95% CI ")
+    return result.files[paths.REPORT_MD], f"test AUROC {auroc}"
 
 
 def _register(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
-    from pneumo.packaging.registry import ModelRegistry
-    from pneumo.stages.register import register
-
     reg = ModelRegistry(settings, cfg.registry.name)
     mine = [v for v in reg.versions() if v.run_id == run_id]
     if mine:
@@ -156,9 +162,6 @@ def _register(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[s
 
 
 def _promote(version: str, cfg: ExperimentConfig, settings: Settings) -> tuple[str, str]:
-    from pneumo.packaging.promotion import PromotionRefusedError, promote
-    from pneumo.packaging.registry import CHAMPION, ModelRegistry
-
     name = cfg.registry.name
     if ModelRegistry(settings, name).alias(CHAMPION) == version:
         return f"models:/{name}@champion", f"version {version} is the champion (reused)"
@@ -174,9 +177,6 @@ def _promote(version: str, cfg: ExperimentConfig, settings: Settings) -> tuple[s
 
 
 def _example_image(entry: Dataset, settings: Settings) -> str | None:
-    from pneumo.data import schema
-    from pneumo.data.prepared import load_prepared
-
     test = load_prepared(entry, settings).split("test")
     if test.empty or schema.PATH not in test:
         return None
@@ -191,59 +191,45 @@ def run_demo(
     settings: Settings | None = None,
     echo: Callable[[str], None] = print,
 ) -> DemoResult:
-    """Stages 1-7; the caller serves ``model_uri`` (stage 8)."""
-    from pneumo.data.preparation import prepare
-    from pneumo.stages.eda import run_eda
-
+    """Stages 1-7; :func:`run` also serves the model (stage 8)."""
     settings = settings or get_settings()
     cfg = load_config(config, [*DEMO_OVERRIDES, *(overrides or [])])
     stages = _Stages(echo)
     entry = stages.run("fetch", lambda: _fetch(data, cfg, settings))
-
-    def do_prepare() -> tuple[None, str]:
-        result = prepare(entry, cfg, settings, progress=True)
-        totals = result.card["totals"]
-        note = f"{totals['images']} images in the cache ({totals['quarantined']} quarantined)"
-        return None, note + (" (reused)" if result.up_to_date else "")
-
-    stages.run("prepare", do_prepare)
+    stages.run("prepare", lambda: _prepare(entry, cfg, settings))
     eda = stages.run("eda", lambda: (url := run_eda(entry, settings=settings), url))
     run_id = stages.run("train", lambda: _train(entry, cfg, settings))
     report = stages.run("evaluate", lambda: _evaluate(run_id, cfg, settings))
     version = stages.run("register", lambda: _register(run_id, cfg, settings))
     uri = stages.run("promote", lambda: _promote(version, cfg, settings))
-    return DemoResult(
-        entry.name, run_id, version, uri, eda, report, _example_image(entry, settings)
-    )
+    example = _example_image(entry, settings)
+    return DemoResult(entry.name, run_id, version, uri, eda, report, example)
 
 
-def demo_command(
-    data: str | None, config: str | None, overrides: list[str], host: str | None, port: int | None,
-    serve: bool,
-) -> None:  # fmt: skip
-    from pneumo.settings import ServeSettings
-
-    result = run_demo(data, config, overrides)
+def run(
+    data: str | None,
+    config: str | None,
+    overrides: list[str],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    serve: bool = True,
+    echo: Callable[[str], None] = print,
+) -> DemoResult:
+    """The whole cycle; with ``serve``, it ends serving the model until Ctrl-C."""
+    result = run_demo(data, config, overrides, echo=echo)
+    if not serve:
+        echo(result.summary())
+        return result
     serve_cfg = ServeSettings()
     host = host or serve_cfg.serve_host
     port = serve_cfg.serve_port if port is None else port
     image = result.example_image or "xray.png"
-    lines = [
-        "",
-        f"EDA report:        {result.eda}",
-        f"evaluation report: {result.evaluation}",
-        f"model:             {result.model_uri} (version {result.version}, run {result.run_id})",
-    ]
-    if not serve:
-        print("\n".join(lines))
-        return
-    from pneumo.serving.main import run_server
-
-    lines += [
+    intro = [
+        result.summary(),
         f"[8/8] serve     http://{host}:{port}/  (Ctrl-C stops it)",
         f"try:   curl -F file=@{image} http://{host}:{port}/v1/predict",
         "",
     ]
-    if not result.model_uri:
-        raise PneumoError("no model to serve")
-    run_server(model=result.model_uri, host=host, port=port, intro="\n".join(lines))
+    run_server(model=result.model_uri, host=host, port=port, intro="\n".join(intro))
+    return result

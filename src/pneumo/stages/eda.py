@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -11,7 +13,9 @@ from pneumo.data import schema
 from pneumo.data.cache import CacheReader
 from pneumo.data.preparation import prepare
 from pneumo.data.prepared import is_prepared, load_prepared
+from pneumo.data.sources import datasets
 from pneumo.data.sources.datasets import Dataset
+from pneumo.reports.eda.page import render_report, write_report
 from pneumo.settings import Settings, get_settings
 
 SAMPLES_PER_CLASS = 4
@@ -41,10 +45,20 @@ def pick_samples(
     return out
 
 
+@dataclass(frozen=True)
+class EdaReport:
+    url: str
+
+    def summary(self) -> str:
+        return f"EDA report: {self.url}"
+
+
+def run(dataset: str | None, out: str | None = None) -> EdaReport:
+    return EdaReport(run_eda(datasets.resolve(dataset), out=out))
+
+
 def run_eda(dataset: Dataset, out: str | None = None, settings: Settings | None = None) -> str:
     """Write ``eda.html`` next to the dataset's manifest (or at ``out``); returns its URL."""
-    from pneumo.reports.eda.page import render_report, write_report
-
     settings = settings or get_settings()
     if not is_prepared(dataset, settings):
         prepare(dataset, load_config(), settings)

@@ -7,69 +7,98 @@ the one the model was trained on (same hash), or the split could leak.
 
 from __future__ import annotations
 
-import io
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from pneumo import storage
-from pneumo.config import EvaluateConfig
+from pneumo import paths, storage
+from pneumo.config import EvaluateConfig, load_config
 from pneumo.data import schema
+from pneumo.data.prepared import PreparedData, load_prepared
 from pneumo.data.sources import datasets
+from pneumo.data.sources.datasets import Dataset
 from pneumo.errors import DataError, PneumoError
+from pneumo.metrics.names import LOGGED
+from pneumo.metrics.summary import summarize
+from pneumo.metrics.threshold import choose_threshold, parse_threshold_rule
+from pneumo.models import checkpoint
+from pneumo.models.meta import CheckpointMeta
+from pneumo.reports.evaluation import write_report
+from pneumo.reports.terminal import evaluation_summary
 from pneumo.settings import Settings, get_settings
+from pneumo.training.runs import checkpoint_of
+from pneumo.training.scoring import Scored, score_splits
+from pneumo.training.tracking import Tracker
 
-log = logging.getLogger(__name__)
+AGE_BAND_ORDER = tuple(band for band, _, _ in schema.AGE_BANDS)
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
     out: str
-    summary: dict[str, Any]
+    metrics: dict[str, Any]  # what metrics.json holds
     files: dict[str, str]
 
-
-def resolve_checkpoint(ref: str, settings: Settings) -> tuple[str, str | None]:
-    """(checkpoint URL, run folder or None) from a run id, a run folder or a .pt file."""
-    if ref.endswith(".pt"):
-        if not storage.exists(ref, settings):
-            raise PneumoError(f"checkpoint not found: {ref}")
-        return storage.absolute(ref), None
-    from pneumo.training.runs import run_dir
-
-    folder = run_dir(ref, settings)
-    return storage.join(folder, "best.pt"), folder
+    def summary(self) -> str:
+        report = self.files.get(paths.REPORT_MD, self.out)
+        return evaluation_summary(self.metrics, self.out, report)
 
 
-def current_metrics(
-    folder: str, ckpt: dict[str, Any], settings: Settings, split: str = "test"
+def current_evaluation(
+    folder: str, meta: CheckpointMeta, settings: Settings, split: str = "test"
 ) -> dict[str, Any] | None:
     """The metrics.json in ``folder`` if it evaluates this very checkpoint on ``split``, else None
     (missing, or written for another run, epoch, dataset or split)."""
-    import json
-
-    url = storage.join(folder, "metrics.json")
+    url = storage.join(folder, paths.METRICS)
     if not storage.exists(url, settings):
         return None
-    metrics: dict[str, Any] = json.loads(storage.read_text(url, settings))
+    metrics: dict[str, Any] = storage.read_json(url, settings)
     ctx = metrics.get("context", {})
-    same = all(ctx.get(k) == ckpt.get(k) for k in ("run_id", "epoch", "manifest_hash"))
+    ours = {"run_id": meta.run_id or None, "epoch": meta.epoch, "manifest_hash": meta.manifest_hash}
+    same = all(ctx.get(k) == v for k, v in ours.items())
     return metrics if same and ctx.get("split") == split else None
 
 
-def predictions(
-    model: Any, frame: pd.DataFrame, cache: str, split: str, ctx: Any, settings: Settings
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    from pneumo.training.loader import ShardImages, make_loader
-    from pneumo.training.loop import batches_from, predict
+def _check_data(entry: Dataset, data: PreparedData, meta: CheckpointMeta) -> None:
+    ours, theirs = data.card["manifest_hash"], meta.manifest_hash
+    if ours != theirs:
+        raise DataError(
+            f"dataset '{entry.name}' is not the data this model was trained on (manifest hash "
+            f"{ours[:12]} != {theirs[:12]}); its splits may overlap the training data",
+            hint="evaluate on the prepared dataset the run used, unchanged",
+        )
+    if meta.preprocess.image != data.image_spec:
+        raise DataError(
+            f"the cache of '{entry.name}' holds {data.image_spec}; the model expects "
+            f"{meta.preprocess.image}",
+            hint="re-run prepare with the model's image settings",
+        )
 
-    ds = ShardImages(frame, cache, [split], [schema.LABEL], settings)
-    loader = make_loader(ds, batches_from(np.arange(len(ds)), 64, False))
-    scores, targets, _ = predict(model, loader, ctx)
-    return ds.frame, targets[:, 0].astype(np.int64), scores[:, 0].astype(np.float64)
+
+def _subgroups(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    columns = {
+        "sex": frame[schema.SEX].astype("object").fillna("unknown").to_numpy(),
+        "age band": frame[schema.AGE].map(schema.age_band).to_numpy(),
+        "view": frame[schema.VIEW].astype("object").fillna("unknown").to_numpy(),
+    }
+    return {k: v for k, v in columns.items() if not (v == "unknown").all()}
+
+
+def _summarize(cfg: EvaluateConfig, val: Scored, scored: Scored) -> dict[str, Any]:
+    method, target = parse_threshold_rule(cfg.threshold)
+    threshold = choose_threshold(val.labels, val.probabilities, method, target)
+    frame = scored.frame
+    patients = frame[schema.PATIENT_ID]
+    summary = summarize(
+        scored.labels, scored.probabilities, threshold.value,
+        groups=patients.to_numpy() if patients.notna().all() else None,
+        subgroups=_subgroups(frame), orders={"age band": AGE_BAND_ORDER},
+        n_boot=cfg.n_boot, seed=cfg.seed,
+    )  # fmt: skip
+    summary["threshold_rule"] = {**threshold.to_dict(), "chosen_on": "val"}
+    return summary
 
 
 def evaluate(
@@ -80,112 +109,78 @@ def evaluate(
     dataset: str | None = None,
     out: str | None = None,
 ) -> EvaluationResult:
-    import torch
-
-    from pneumo.data.prepared import load_prepared
-    from pneumo.metrics.summary import summarize
-    from pneumo.metrics.threshold import choose_threshold, parse_threshold_rule
-    from pneumo.models import checkpoint
-    from pneumo.models.backbones import build_model
-    from pneumo.preprocess import PreprocessSpec
-    from pneumo.reports.evaluation import write_report
-    from pneumo.training.loop import StepContext
-
     settings = settings or get_settings()
-    method, target = parse_threshold_rule(cfg.threshold)
-    url, folder = resolve_checkpoint(ref, settings)
+    parse_threshold_rule(cfg.threshold)  # a bad rule fails before any work
+    url, folder = checkpoint_of(ref, settings)
     ckpt = checkpoint.load(url, settings)
-    if ckpt.get("head") != "binary":
+    meta = ckpt.meta
+    if not meta.is_binary:
         raise PneumoError(
             "evaluate reports the binary Pneumonia head; this checkpoint is multi-label"
         )
-    entry = datasets.resolve(dataset or ckpt["dataset"], settings)
+    entry = datasets.resolve(dataset or meta.dataset, settings)
     data = load_prepared(entry, settings)
-    if data.card["manifest_hash"] != ckpt["manifest_hash"]:
-        raise DataError(
-            f"dataset '{entry.name}' is not the data this model was trained on (manifest hash "
-            f"{data.card['manifest_hash'][:12]} != {ckpt['manifest_hash'][:12]}); its splits may "
-            "overlap the training data",
-            hint="evaluate on the prepared dataset the run used, unchanged",
-        )
-    spec = PreprocessSpec.from_dict(ckpt["preprocess"])
-    if spec.image != data.image_spec:
-        raise DataError(
-            f"the cache of '{entry.name}' holds {data.image_spec}; the model expects {spec.image}",
-            hint="re-run prepare with the model's image settings",
-        )
-    config = ckpt["model_config"]
-    model = build_model(config["backbone"], weights="none", num_outputs=config["num_outputs"])
-    model.load_state_dict(ckpt["model"])
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device)
-    # float32 throughout, no bf16 and no TF32 convolutions even on a GPU: the probabilities (and
-    # so the threshold and the metrics) are those the float32 ONNX export will serve.
-    ctx = StepContext(spec, device, False, False)
-    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        _, y_val, p_val = predictions(model, data.manifest, data.cache, "val", ctx, settings)
-        frame, y, p = predictions(model, data.manifest, data.cache, cfg.split, ctx, settings)
-    threshold = choose_threshold(y_val, p_val, method, target)
-    groups = frame[schema.PATIENT_ID].to_numpy() if frame[schema.PATIENT_ID].notna().all() else None
-    subgroups = {
-        "sex": frame[schema.SEX].astype("object").fillna("unknown").to_numpy(),
-        "age band": frame[schema.AGE].map(schema.age_band).to_numpy(),
-        "view": frame[schema.VIEW].astype("object").fillna("unknown").to_numpy(),
-    }
-    subgroups = {k: v for k, v in subgroups.items() if not (v == "unknown").all()}
-    summary = summarize(
-        y, p, threshold.value, groups=groups, subgroups=subgroups, n_boot=cfg.n_boot, seed=cfg.seed
-    )
-    summary["threshold_rule"] = {**threshold.to_dict(), "chosen_on": "val"}
-    target_url = out or storage.join(folder or storage.parent_of(url), f"eval-{cfg.split}")
+    _check_data(entry, data, meta)
+    splits = tuple(dict.fromkeys(("val", cfg.split)))
+    scored = score_splits(checkpoint.restore_model(ckpt), data, splits, meta.preprocess, settings)
+    metrics = _summarize(cfg, scored["val"], scored[cfg.split])
+    target = out or storage.join(folder or storage.parent_of(url), paths.evaluation_dir(cfg.split))
     context = {
-        "run_id": ckpt.get("run_id"), "checkpoint": url, "split": cfg.split, "dataset": entry.name,
-        "manifest_hash": ckpt["manifest_hash"], "backbone": config["backbone"],
-        "epoch": ckpt.get("epoch"), "val_auroc_at_training": ckpt.get("val_auroc"),
+        "run_id": meta.run_id or None, "checkpoint": url, "split": cfg.split,
+        "dataset": entry.name, "manifest_hash": meta.manifest_hash,
+        "backbone": meta.model.backbone, "epoch": meta.epoch,
+        "val_auroc_at_training": meta.val_auroc,
     }  # fmt: skip
+    test = scored[cfg.split]
     files = write_report(
-        summary,
-        y,
-        p,
-        target_url,
-        title=f"{entry.name} · {cfg.split} split",
-        context=context,
-        settings=settings,
-    )
+        metrics, test.labels, test.probabilities, target,
+        title=f"{entry.name} · {cfg.split} split", context=context, settings=settings,
+    )  # fmt: skip
+    files[paths.PREDICTIONS] = _write_predictions(test, target, settings)
+    if meta.run_id:
+        _log_to_mlflow(meta.run_id, cfg.split, metrics, files, settings)
+    return EvaluationResult(target, metrics, files)
+
+
+def _write_predictions(scored: Scored, folder: str, settings: Settings) -> str:
+    frame = scored.frame
     table = pd.DataFrame(
         {
             schema.IMAGE_ID: frame[schema.IMAGE_ID],
             schema.PATIENT_ID: frame[schema.PATIENT_ID],
-            "label": y,
-            "probability": p,
+            "label": scored.labels,
+            "probability": scored.probabilities,
         }
     )
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    storage.write_bytes(storage.join(target_url, "predictions.parquet"), buf.getvalue(), settings)
-    files["predictions.parquet"] = storage.join(target_url, "predictions.parquet")
-    _log_to_mlflow(ckpt.get("run_id"), cfg.split, summary, files, settings)
-    return EvaluationResult(target_url, summary, files)
+    url = storage.join(folder, paths.PREDICTIONS)
+    storage.write_table(url, table, settings)
+    return url
 
 
 def _log_to_mlflow(
-    run_id: str | None,
-    split: str,
-    summary: dict[str, Any],
-    files: dict[str, str],
-    settings: Settings,
+    run_id: str, split: str, metrics: dict[str, Any], files: dict[str, str], settings: Settings
 ) -> None:
-    if not run_id:
-        return
-    from pneumo.training.tracking import Tracker
-
     tracker = Tracker(settings)
     values: dict[str, float] = {}
-    for key in ("auroc", "auprc", "accuracy", "sensitivity", "specificity", "ppv", "npv", "ece"):
-        item = summary.get(key)
+    for key in LOGGED:
+        item = metrics.get(key)
         value = item.get("value") if isinstance(item, dict) else item
         if value is not None:
             values[f"{split}_{key}"] = float(value)
     tracker.metrics(run_id, values, step=0)
     for name, file_url in files.items():
-        tracker.artifact(run_id, storage.read_bytes(file_url, settings), name, f"eval-{split}")
+        data = storage.read_bytes(file_url, settings)
+        tracker.artifact(run_id, data, name, paths.evaluation_dir(split))
+
+
+def run(
+    ref: str,
+    config: str | None,
+    overrides: list[str],
+    *,
+    split: str | None = None,
+    dataset: str | None = None,
+    out: str | None = None,
+) -> EvaluationResult:
+    extra = overrides + ([f"evaluate.split={split}"] if split else [])
+    return evaluate(ref, load_config(config, extra).evaluate, dataset=dataset, out=out)

@@ -6,7 +6,7 @@ Steps, each of which stops with a clear error rather than registering something 
    now when missing or made from another checkpoint) — the card's metrics and the
    validation-chosen threshold come from there;
 2. ONNX export (dynamic batch) and parity on real validation images from the cache:
-   every probability within ``datasets.parity_tolerance`` of PyTorch's, or registration fails;
+   every probability within ``registry.parity_tolerance`` of PyTorch's, or registration fails;
 3. the package (model.onnx, card.json, card.html, verification.npz) written to
    ``runs/<id>/model/`` and logged to the MLflow run under ``model/``;
 4. a new version of the registered model, with alias ``challenger``.
@@ -14,29 +14,36 @@ Steps, each of which stops with a clear error rather than registering something 
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
 
-from pneumo import __version__, storage
-from pneumo.config import EvaluateConfig, RegisterConfig
+from pneumo import paths, storage
+from pneumo.config import EvaluateConfig, RegisterConfig, load_config
 from pneumo.data import schema
+from pneumo.data.cache import CacheReader
+from pneumo.data.prepared import PreparedData, load_prepared
+from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
+from pneumo.models import checkpoint
+from pneumo.models.checkpoint import Checkpoint
+from pneumo.models.meta import CheckpointMeta
 from pneumo.packaging import modelcard as cards
 from pneumo.packaging import package
+from pneumo.packaging.export import export_onnx, parity
+from pneumo.packaging.provenance import code_version
 from pneumo.packaging.registry import CHALLENGER, ModelRegistry
+from pneumo.reports.terminal import registration_summary
 from pneumo.settings import Settings, get_settings
-
-if TYPE_CHECKING:
-    from pneumo.data.prepared import PreparedData
+from pneumo.stages.evaluate import current_evaluation, evaluate
+from pneumo.training.runs import checkpoint_of
 
 log = logging.getLogger(__name__)
 
@@ -56,73 +63,33 @@ class Registered:
     folder: str
     card: dict[str, Any]
 
-
-def code_version() -> dict[str, Any]:
-    """pneumo's version and, when running from a git checkout, its commit."""
-    here = Path(__file__).resolve().parent
-    commit: str | None = None
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
-        )  # fmt: skip
-        commit = out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    return {"pneumo": __version__, "git_commit": commit}
-
-
-def _test_metrics(
-    ref: str, ckpt: dict[str, Any], evaluation: str, settings: Settings
-) -> dict[str, Any]:
-    from pneumo.stages.evaluate import current_metrics, evaluate
-
-    metrics = current_metrics(evaluation, ckpt, settings)
-    if metrics is not None:
-        return metrics
-    log.info("no test evaluation of this checkpoint in %s; running `pneumo evaluate`", evaluation)
-    result = evaluate(ref, EvaluateConfig(split="test"), settings, out=evaluation)
-    return json.loads(storage.read_text(storage.join(result.out, "metrics.json"), settings))  # type: ignore[no-any-return]
-
-
-def _parity_images(data: PreparedData, n: int, settings: Settings) -> np.ndarray:
-    from pneumo.data.cache import CacheReader
-
-    val = data.manifest[data.manifest[schema.SPLIT] == "val"].head(n)
-    if val.empty:
-        raise PneumoError(f"{data.folder} has no validation images to check the export on")
-    reader = CacheReader(data.cache, settings)
-    return np.stack(
-        [
-            reader.image(s, int(i))
-            for s, i in zip(val[schema.SHARD], val[schema.SHARD_INDEX], strict=True)
-        ]
-    )
+    def summary(self) -> str:
+        return registration_summary(self.name, self.version, self.run_id, self.folder, self.card)
 
 
 def build_card(
     name: str,
-    ckpt: dict[str, Any],
+    meta: CheckpointMeta,
     metrics: dict[str, Any],
     data_card: dict[str, Any],
     sha256: str,
     parity: dict[str, Any],
     opset: int,
 ) -> dict[str, Any]:
-    size = int(ckpt["preprocess"]["image"]["size"])
+    size = meta.preprocess.image.size
     rule = metrics.get("threshold_rule") or {}
     summary = cards.metric_summary(metrics)
     return {
         "format": package.FORMAT,
         "name": name,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_id": ckpt.get("run_id"),
+        "run_id": meta.run_id,
         "model": {
-            "backbone": ckpt["model_config"]["backbone"],
-            "head": ckpt.get("head"),
-            "classes": ckpt.get("classes"),
-            "epoch": ckpt.get("epoch"),
-            "val_auroc": ckpt.get("val_auroc"),
+            "backbone": meta.model.backbone,
+            "head": meta.head,
+            "classes": list(meta.classes),
+            "epoch": meta.epoch,
+            "val_auroc": meta.val_auroc,
             "input": {
                 "name": package.INPUT_NAME,
                 "shape": ["batch", 1, size, size],
@@ -135,7 +102,7 @@ def build_card(
             },
             "onnx_opset": opset,
         },
-        "preprocessing": {**ckpt["preprocess"], "steps": PREPROCESSING_STEPS},
+        "preprocessing": {**meta.preprocess.to_dict(), "steps": PREPROCESSING_STEPS},
         "threshold": {
             "value": metrics.get("threshold"),
             "method": rule.get("method"),
@@ -144,16 +111,81 @@ def build_card(
         },
         "metrics": summary,
         "data": {
-            "dataset": ckpt.get("dataset"),
-            "manifest_hash": ckpt.get("manifest_hash"),
+            "dataset": meta.dataset,
+            "manifest_hash": meta.manifest_hash,
             "card": data_card,
         },
-        "code": {**code_version(), "libraries": ckpt.get("versions", {})},
+        "code": {**code_version(), "libraries": meta.versions},
         "parity": parity,
         "model_sha256": sha256,
         "intended_use": cards.INTENDED_USE,
         "limitations": cards.limitations(data_card, summary),
     }
+
+
+def _test_metrics(
+    ref: str, meta: CheckpointMeta, evaluation: str, settings: Settings
+) -> dict[str, Any]:
+    metrics = current_evaluation(evaluation, meta, settings)
+    if metrics is not None:
+        return metrics
+    log.info("no test evaluation of this checkpoint in %s; running `pneumo evaluate`", evaluation)
+    return evaluate(ref, EvaluateConfig(split="test"), settings, out=evaluation).metrics
+
+
+def _parity_images(data: PreparedData, n: int, settings: Settings) -> np.ndarray:
+    val = data.split("val").head(n)
+    if val.empty:
+        raise PneumoError(f"{data.folder} has no validation images to check the export on")
+    reader = CacheReader(data.cache, settings)
+    rows = zip(val[schema.SHARD], val[schema.SHARD_INDEX], strict=True)
+    return np.stack([reader.image(s, int(i)) for s, i in rows])
+
+
+def _export(
+    ckpt: Checkpoint, data: PreparedData, cfg: RegisterConfig, settings: Settings
+) -> tuple[bytes, package.Verification, dict[str, Any]]:
+    """(ONNX bytes, verification images, parity record); refuses an export that disagrees."""
+    model, spec = checkpoint.restore_model(ckpt), ckpt.meta.preprocess
+    log.info("exporting %s to ONNX (opset %d)", ckpt.meta.model.backbone, cfg.opset)
+    onnx = export_onnx(model, spec.image.size, cfg.opset)
+    pixels = _parity_images(data, cfg.parity_images, settings)
+    with torch.inference_mode():
+        check = parity(model, onnx, pixels, spec)
+    worst = check.max_abs_diff
+    if not worst <= cfg.parity_tolerance:
+        raise PneumoError(
+            f"ONNX and PyTorch disagree: max |Δp| = {worst:.2e} on {len(pixels)} validation "
+            f"images, above the tolerance {cfg.parity_tolerance:.0e}; nothing was registered",
+            hint="report this with the backbone name; try another registry.opset",
+        )
+    record = {
+        "images": len(pixels), "split": "val", "max_abs_diff": worst,
+        "tolerance": cfg.parity_tolerance,
+    }  # fmt: skip
+    return onnx, package.Verification(pixels, check.torch_probabilities), record
+
+
+def _publish(
+    reg: ModelRegistry, run_id: str, files: dict[str, bytes], target: str, settings: Settings
+) -> str:
+    """Write the package to ``target`` and to the run's artifacts; returns the artifact URI."""
+    try:
+        run = reg.client.get_run(run_id)
+    except Exception:
+        raise PneumoError(
+            f"run {run_id} is not in the MLflow tracking store {reg.uri}",
+            hint="register with the same PNEUMO_MLFLOW_TRACKING_URI / PNEUMO_ROOT as training",
+        ) from None
+    # Each registration gets its own artifact folder: a version's files never change later.
+    artifact_path = f"{paths.ARTIFACT_PACKAGES_DIR}/{uuid.uuid4().hex[:12]}"
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / paths.MODEL_DIR
+        package.write_files(local, files)
+        for name, data in files.items():
+            storage.write_bytes(storage.join(target, name), data, settings)
+        reg.client.log_artifacts(run_id, str(local), artifact_path)
+    return f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
 
 
 def register(
@@ -167,91 +199,53 @@ def register(
     """Register the model of ``ref``; ``evaluation`` is the folder of its test evaluation
     (default ``eval-test/`` in the run), ``out`` where the package is written (default
     ``model/`` in the run)."""
-    import torch
-
-    from pneumo.data.prepared import load_prepared
-    from pneumo.data.sources import datasets
-    from pneumo.models import checkpoint
-    from pneumo.models.backbones import build_model
-    from pneumo.packaging.export import export_onnx, parity
-    from pneumo.preprocess import PreprocessSpec
-    from pneumo.stages.evaluate import resolve_checkpoint
-
     settings = settings or get_settings()
-    url, folder = resolve_checkpoint(ref, settings)
+    url, folder = checkpoint_of(ref, settings)
     folder = folder or storage.parent_of(url)
     ckpt = checkpoint.load(url, settings)
-    run_id = ckpt.get("run_id")
-    if ckpt.get("head") != "binary" or not run_id:
+    meta = ckpt.meta
+    if not meta.is_binary or not meta.run_id:
         raise PneumoError(
             "register packages binary Pneumonia models from `pneumo train` runs; this "
-            "checkpoint is " + ("multi-label" if ckpt.get("head") != "binary" else "not from a run")
+            "checkpoint is " + ("multi-label" if not meta.is_binary else "not from a run")
         )
-    metrics = _test_metrics(ref, ckpt, evaluation or storage.join(folder, "eval-test"), settings)
-    target = out or storage.join(folder, "model")
-    data = load_prepared(datasets.resolve(ckpt["dataset"], settings), settings)
-
-    config = ckpt["model_config"]
-    model = build_model(config["backbone"], weights="none", num_outputs=config["num_outputs"])
-    model.load_state_dict(ckpt["model"])
-    spec = PreprocessSpec.from_dict(ckpt["preprocess"])
-    log.info("exporting %s to ONNX (opset %d)", config["backbone"], cfg.opset)
-    onnx = export_onnx(model, spec.image.size, cfg.opset)
-    pixels = _parity_images(data, cfg.parity_images, settings)
-    with torch.inference_mode():
-        check = parity(model, onnx, pixels, spec)
-    worst = check.max_abs_diff
-    if not worst <= cfg.parity_tolerance:
-        raise PneumoError(
-            f"ONNX and PyTorch disagree: max |Δp| = {worst:.2e} on {len(pixels)} validation "
-            f"images, above the tolerance {cfg.parity_tolerance:.0e}; nothing was registered",
-            hint="report this with the backbone name; try another datasets.opset",
-        )
-    parity_info = {
-        "images": len(pixels), "split": "val", "max_abs_diff": worst,
-        "tolerance": cfg.parity_tolerance,
-    }  # fmt: skip
+    test_folder = evaluation or storage.join(folder, paths.evaluation_dir("test"))
+    metrics = _test_metrics(ref, meta, test_folder, settings)
+    target = out or storage.join(folder, paths.MODEL_DIR)
+    data = load_prepared(datasets.resolve(meta.dataset, settings), settings)
+    onnx, verification, parity_record = _export(ckpt, data, cfg, settings)
     card = build_card(
-        cfg.name, ckpt, metrics, data.card, package.sha256_bytes(onnx), parity_info, cfg.opset
+        cfg.name, meta, metrics, data.card, package.sha256_bytes(onnx), parity_record, cfg.opset
     )
     missing = cards.missing_fields(card)
     if missing:
         log.warning("the model card is incomplete (%s): promote will refuse it", ", ".join(missing))
-    verification = package.Verification(pixels, check.torch_probabilities)
-
+    files = package.package_files(onnx, card, cards.render_html(card), verification)
     reg = ModelRegistry(settings, cfg.name)
-    try:
-        run = reg.client.get_run(run_id)
-    except Exception:
-        raise PneumoError(
-            f"run {run_id} is not in the MLflow tracking store {reg.uri}",
-            hint="register with the same PNEUMO_MLFLOW_TRACKING_URI / PNEUMO_ROOT as training",
-        ) from None
-    # Each registration gets its own artifact folder: a version's files never change later.
-    artifact_path = f"packages/{uuid.uuid4().hex[:12]}"
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "model"
-        package.write_package(local, onnx, card, cards.render_html(card), verification)
-        for name in package.FILES:
-            storage.write_bytes(storage.join(target, name), (local / name).read_bytes(), settings)
-        reg.client.log_artifacts(run_id, str(local), artifact_path)
-    source = f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+    source = _publish(reg, meta.run_id, files, target, settings)
     test_auroc = (card["metrics"].get("auroc") or {}).get("value")
     tags = {
         "model_sha256": card["model_sha256"],
-        "manifest_hash": str(ckpt["manifest_hash"]),
-        "backbone": str(config["backbone"]),
+        "manifest_hash": meta.manifest_hash,
+        "backbone": meta.model.backbone,
         "test_auroc": "" if test_auroc is None else f"{test_auroc:.6f}",
         "threshold": str(card["threshold"]["value"]),
         "card_complete": str(not missing).lower(),
     }
-    version = reg.create_version(
-        source, run_id, tags, description=f"{config['backbone']} from run {run_id}"
-    )
+    description = f"{meta.model.backbone} from run {meta.run_id}"
+    version = reg.create_version(source, meta.run_id, tags, description=description)
     reg.set_alias(CHALLENGER, version)
-    storage.write_text(
-        storage.join(target, "registered.json"),
-        json.dumps({"name": cfg.name, "version": version, "run_id": run_id, "source": source}),
-        settings,
-    )
-    return Registered(cfg.name, version, run_id, target, card)
+    record = {"name": cfg.name, "version": version, "run_id": meta.run_id, "source": source}
+    storage.write_json(storage.join(target, paths.REGISTERED), record, settings, indent=None)
+    return Registered(cfg.name, version, meta.run_id, target, card)
+
+
+def run(
+    ref: str,
+    config: str | None,
+    overrides: list[str],
+    *,
+    evaluation: str | None = None,
+    out: str | None = None,
+) -> Registered:
+    return register(ref, load_config(config, overrides).registry, evaluation=evaluation, out=out)

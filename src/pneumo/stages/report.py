@@ -1,5 +1,6 @@
-"""What a report compares: a registered version or a training run, reduced to the same shape.
+"""`pneumo report`: two models side by side; first, what each of them is.
 
+What a report compares is a registered version or a training run, reduced to the same shape.
 A *subject* carries a card-shaped dict (metrics with intervals, threshold, data card and
 manifest hash; a registered version's real card) and, when they can be found, the test
 predictions behind the curves. Versions are read through the registry (so a shared MLflow
@@ -8,24 +9,26 @@ server works from CI); runs through their folder under the runs location.
 
 from __future__ import annotations
 
-import io
-import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from pneumo import storage
+from pneumo import paths, storage
+from pneumo.config import load_config
+from pneumo.data.prepared import read_data_card
+from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
 from pneumo.packaging.modelcard import metric_summary
-from pneumo.reports.comparison import Subject
-from pneumo.settings import Settings
+from pneumo.packaging.registry import ModelRegistry, ModelURI
+from pneumo.reports.comparison import Report, Subject, write_report
+from pneumo.settings import Settings, get_settings
+from pneumo.training.runs import run_dir
 
 
 def _version_subject(ref: str, settings: Settings) -> Subject | None:
-    from pneumo.packaging.registry import ModelRegistry, ModelURI
-
     uri = ModelURI.parse(ref)
     reg = ModelRegistry(settings, uri.name)
     if uri.alias and reg.alias(uri.alias) is None:
@@ -39,7 +42,7 @@ def _version_subject(ref: str, settings: Settings) -> Subject | None:
     return Subject(ref, label, card, preds, True)
 
 
-def _run_predictions(run_id: str | None, split: str, reg: Any) -> pd.DataFrame | None:
+def _run_predictions(run_id: str | None, split: str, reg: ModelRegistry) -> pd.DataFrame | None:
     if not run_id:
         return None
     import mlflow.artifacts
@@ -48,7 +51,7 @@ def _run_predictions(run_id: str | None, split: str, reg: Any) -> pd.DataFrame |
         try:
             path = mlflow.artifacts.download_artifacts(
                 run_id=run_id,
-                artifact_path=f"eval-{split}/predictions.parquet",
+                artifact_path=f"{paths.evaluation_dir(split)}/{paths.PREDICTIONS}",
                 dst_path=tmp,
                 tracking_uri=reg.uri,
             )
@@ -58,17 +61,15 @@ def _run_predictions(run_id: str | None, split: str, reg: Any) -> pd.DataFrame |
 
 
 def _run_subject(ref: str, split: str, settings: Settings) -> Subject:
-    from pneumo.training.runs import run_dir
-
     folder = run_dir(ref, settings)
-    evaluation = storage.join(folder, f"eval-{split}")
-    metrics_url = storage.join(evaluation, "metrics.json")
+    evaluation = storage.join(folder, paths.evaluation_dir(split))
+    metrics_url = storage.join(evaluation, paths.METRICS)
     if not storage.exists(metrics_url, settings):
         raise PneumoError(
             f"run {storage.name_of(folder)} has no {split} evaluation",
             hint=f"run `pneumo evaluate {storage.name_of(folder)} --split {split}` first",
         )
-    metrics = json.loads(storage.read_text(metrics_url, settings))
+    metrics = storage.read_json(metrics_url, settings)
     context = metrics.get("context", {})
     card = {
         "metrics": metric_summary(metrics),
@@ -81,21 +82,15 @@ def _run_subject(ref: str, split: str, settings: Settings) -> Subject:
         "model": {"backbone": context.get("backbone"), "epoch": context.get("epoch")},
         "run_id": context.get("run_id"),
     }
-    preds_url = storage.join(evaluation, "predictions.parquet")
-    preds = (
-        pd.read_parquet(io.BytesIO(storage.read_bytes(preds_url, settings)))
-        if storage.exists(preds_url, settings)
-        else None
-    )
+    preds_url = storage.join(evaluation, paths.PREDICTIONS)
+    exists = storage.exists(preds_url, settings)
+    preds = storage.read_table(preds_url, settings) if exists else None
     return Subject(ref, f"run {storage.name_of(folder)[:8]}", card, preds, False)
 
 
 def _data_card(dataset: str | None, settings: Settings) -> dict[str, Any]:
     if not dataset:
         return {}
-    from pneumo.data.prepared import read_data_card
-    from pneumo.data.sources import datasets
-
     try:
         return read_data_card(datasets.resolve(dataset, settings), settings)
     except (PneumoError, FileNotFoundError):
@@ -109,3 +104,34 @@ def resolve(ref: str, split: str, settings: Settings) -> Subject | None:
     if Path(ref).suffix == ".pt":
         raise PneumoError("report compares runs or registered versions, not checkpoint files")
     return _run_subject(ref, split, settings)
+
+
+@dataclass(frozen=True)
+class Compared:
+    report: Report
+
+    def summary(self) -> str:
+        gate = self.report.gate
+        verdict = "" if gate is None else f" (gate {'PASS' if gate.passed else 'FAIL'})"
+        files = self.report.files
+        return f"report{verdict}: {files[paths.REPORT_MD]}\n        {files[paths.REPORT_HTML]}"
+
+
+def run(
+    candidate: str,
+    baseline: str,
+    config: str | None,
+    overrides: list[str],
+    *,
+    out: str | None = None,
+    split: str = "test",
+) -> Compared:
+    """Compare ``candidate`` with ``baseline`` (skipped when they are the same reference)."""
+    settings = get_settings()
+    cfg = load_config(config, overrides)
+    a = resolve(candidate, split, settings)
+    if a is None:
+        raise PneumoError(f"{candidate} points at no model yet", hint="`pneumo register` first")
+    b = resolve(baseline, split, settings) if baseline != candidate else None
+    target = out or storage.join(settings.root, paths.REPORTS_DIR, "latest")
+    return Compared(write_report(a, b, target, cfg.promote, settings))

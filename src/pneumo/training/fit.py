@@ -1,9 +1,10 @@
-"""`pneumo train`: wire data, model and optimiser; early-stop and select on validation only.
+"""`pneumo train`: early-stop and select on validation only, checkpoint, track, resume.
 
 The test split is never opened here: the datasets are built from the train and val shards only.
 Rank 0 writes ``last.pt`` every ``train.checkpoint_every`` steps and at each epoch end (for
 ``--resume``), ``best.pt`` when validation AUROC improves, and the history; all of it is logged
-to MLflow.
+to MLflow. What a run is made of (data, model, optimiser, loaders) is wired in
+:mod:`pneumo.training.assembly`; this module drives the epochs.
 """
 
 from __future__ import annotations
@@ -15,22 +16,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
-from pneumo import storage
-from pneumo.config import ExperimentConfig, dump_config
-from pneumo.data.prepared import load_prepared
+from pneumo import paths, storage
+from pneumo.config import ExperimentConfig
 from pneumo.data.sources.datasets import Dataset
 from pneumo.errors import PneumoError
 from pneumo.metrics.curves import roc_auc
 from pneumo.metrics.threshold import choose_threshold
 from pneumo.models import checkpoint
-from pneumo.models.backbones import build_model
+from pneumo.models.checkpoint import Checkpoint
+from pneumo.models.meta import TrainingThreshold
 from pneumo.settings import Settings, get_settings
-from pneumo.training import distributed, setup
+from pneumo.training import distributed
+from pneumo.training.assembly import Assembly, assemble
 from pneumo.training.history import history_png
-from pneumo.training.loader import EpochBatches, loader_workers, make_loader
-from pneumo.training.loop import StepContext, batches_from, predict, train_epoch
+from pneumo.training.loop import Bar, EpochStats, batches_from, predict, train_epoch
+from pneumo.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -81,149 +82,96 @@ def train(
     settings = settings or get_settings()
     info, device = distributed.setup(config.train.device)
     try:
-        return _train(dataset, config, settings, info, device, resume, progress)
+        torch.manual_seed(config.train.seed)
+        np.random.seed(config.train.seed)
+        parts = assemble(dataset, config, settings, info, device)
+        return Run(parts, settings, resume).fit(progress)
     finally:
         distributed.teardown(info)
 
 
-def _train(
-    dataset: Dataset,
-    config: ExperimentConfig,
-    settings: Settings,
-    info: distributed.Dist,
-    device: torch.device,
-    resume: str | None,
-    progress: bool,
-) -> TrainResult:
-    cfg = config.train
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    data = load_prepared(dataset, settings)
-    targets = setup.target_columns(cfg, data.manifest)
-    train_ds, val_ds = setup.datasets(data, targets, settings)
-    spec = setup.preprocess_spec(cfg, data)
-    model = build_model(
-        cfg.backbone, weights=cfg.weights, num_outputs=len(targets), dropout=cfg.dropout
-    )
-    model = model.to(device)
-    setup.configure_backends(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
-    per_rank = len(train_ds) // info.world
-    steps = max(1, per_rank // cfg.batch_size) if per_rank > cfg.batch_size else 1
-    steps = min(steps, cfg.max_steps_per_epoch or steps)
-    optimizer, scheduler = setup.optimisation(cfg, model, steps)
-    loss_fn = setup.loss_function(cfg, train_ds.targets, device)
+class Run:
+    """One training run: its state, its tracking, its checkpoints, epoch after epoch."""
 
-    state = RunState()
-    if resume:
-        last = checkpoint.load(storage.join(resume, "last.pt"), settings, trusted=True)
-        model.load_state_dict(last["model"])
-        optimizer.load_state_dict(last["optimizer"])
-        scheduler.load_state_dict(last["scheduler"])
-        state = RunState(**last["state"])
-        checkpoint.set_rng_state(last["rng"])
-        run_id, run_dir = last["run_id"], resume
-        log.info(
-            "resuming run %s at epoch %d, step %d", run_id, state.epoch + 1, state.step_in_epoch
-        )
-    tracker = None
-    if info.main:
-        from pneumo.training.tracking import Tracker
-
-        tracker = Tracker(settings)
+    def __init__(self, parts: Assembly, settings: Settings, resume: str | None) -> None:
+        self.parts = parts
+        self.settings = settings
+        self.state = RunState()
+        self.tracker: Tracker | None = None
+        self.run_id, self.run_dir = "", resume or ""
         if resume:
-            tracker.reopen(run_id)
-        else:
-            tags = {
-                "dataset": dataset.name,
-                "backbone": cfg.backbone,
-                "manifest_hash": data.card["manifest_hash"],
-            }
-            run_id = tracker.start(f"{dataset.name}-{cfg.backbone}", tags)
-            run_dir = storage.join(settings.runs, run_id)
-            tracker.params(run_id, config.model_dump(mode="json"))
-            tracker.artifact(run_id, json.dumps(data.card, indent=2).encode(), "data_card.json")
-            tracker.artifact(run_id, dump_config(config).encode(), "config.yaml")
-            storage.makedirs(run_dir, settings)
-            storage.write_text(storage.join(run_dir, "config.yaml"), dump_config(config), settings)
-    elif not resume:
-        run_id, run_dir = "", ""
+            self._restore(resume)
+        if parts.info.main:
+            self._open_tracking(resume is not None)
 
-    net: torch.nn.Module = torch.compile(model) if cfg.compile else model  # type: ignore[assignment]
-    if info.enabled:
-        net = DistributedDataParallel(
-            net, device_ids=[device.index] if device.type == "cuda" else None
+    def _restore(self, folder: str) -> None:
+        last = checkpoint.load(storage.join(folder, paths.LAST), self.settings, trusted=True)
+        if last.resume is None:
+            raise PneumoError(f"{folder}/{paths.LAST} holds no resumable state")
+        opt = self.parts.opt
+        self.parts.model.load_state_dict(last.weights)
+        opt.optimizer.load_state_dict(last.resume["optimizer"])
+        opt.scheduler.load_state_dict(last.resume["scheduler"])
+        self.state = RunState(**last.resume["state"])
+        checkpoint.set_rng_state(last.resume["rng"])
+        self.run_id = last.meta.run_id
+        log.info(
+            "resuming run %s at epoch %d, step %d",
+            self.run_id,
+            self.state.epoch + 1,
+            self.state.step_in_epoch,
         )
-    ctx = StepContext(spec, device, bf16, cfg.channels_last, cfg.augment, cfg.seed)
-    workers = loader_workers(cfg.workers, info.world)
-    pin = device.type == "cuda"
-    val_loader = make_loader(
-        val_ds, batches_from(np.arange(len(val_ds)), cfg.batch_size * 2, False), workers, pin
-    )
-    epoch_batches = EpochBatches()
-    train_loader = make_loader(train_ds, epoch_batches, workers, pin)
-    common = {
-        "model_config": {
-            "backbone": cfg.backbone,
-            "num_outputs": len(targets),
-            "in_chans": 1,
-            "dropout": cfg.dropout,
-        },
-        "preprocess": spec.to_dict(),
-        "classes": ["Pneumonia"] if cfg.head == "binary" else targets,
-        "head": cfg.head,
-        "dataset": dataset.name,
-        "manifest_hash": data.card["manifest_hash"],
-        "versions": checkpoint.versions(),
-        "config": config.model_dump(mode="json"),
-    }
 
-    def save_last() -> None:
-        if not info.main:
+    def _open_tracking(self, resumed: bool) -> None:
+        self.tracker = tracker = Tracker(self.settings)
+        if resumed:
+            tracker.reopen(self.run_id)
             return
-        resumable = {
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "state": asdict(state),
-            "rng": checkpoint.rng_state(),
-        }
-        payload = {**common, **resumable, "run_id": run_id, "model": model.state_dict()}
-        checkpoint.save(payload, storage.join(run_dir, "last.pt"), settings)
+        p = self.parts
+        tags = {"dataset": p.dataset, "backbone": p.cfg.train.backbone, "manifest_hash": p.hash}
+        self.run_id = tracker.start(f"{p.dataset}-{p.cfg.train.backbone}", tags)
+        self.run_dir = storage.join(self.settings.runs, self.run_id)
+        config_yaml = p.config_yaml()
+        tracker.params(self.run_id, p.cfg.model_dump(mode="json"))
+        tracker.artifact(self.run_id, json.dumps(p.data_card, indent=2).encode(), paths.DATA_CARD)
+        tracker.artifact(self.run_id, config_yaml.encode(), paths.CONFIG)
+        storage.makedirs(self.run_dir, self.settings)
+        storage.write_text(storage.join(self.run_dir, paths.CONFIG), config_yaml, self.settings)
 
-    stopped_early = False
-    for epoch in range(state.epoch, cfg.epochs):
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-        order = torch.randperm(len(train_ds), generator=gen).numpy()
-        mine = order[info.rank : per_rank * info.world : info.world]
-        batches = batches_from(mine, cfg.batch_size, drop_last=True)[:steps]
-        skip = state.step_in_epoch
-        epoch_batches.batches = batches[skip:]
-
-        def on_step(global_step: int, _: Any) -> None:
-            state.global_step = global_step
-            state.step_in_epoch += 1
-            if global_step % cfg.checkpoint_every == 0:
-                save_last()
-
-        stats = train_epoch(
-            net, train_loader, optimizer=optimizer,
-            scheduler=scheduler, loss_fn=loss_fn, ctx=ctx, first_step=state.global_step,
-            total=len(batches) - skip, on_step=on_step,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}", progress=progress and info.main,
+    def fit(self, progress: bool) -> TrainResult:
+        p, state = self.parts, self.state
+        stopped_early = False
+        for epoch in range(state.epoch, p.cfg.train.epochs):
+            self._epoch(epoch, progress and p.info.main)
+            if distributed.broadcast_flag(p.info, state.bad_epochs >= p.cfg.train.patience):
+                stopped_early = epoch + 1 < p.cfg.train.epochs
+                break
+        if p.info.main:
+            self._finish()
+        distributed.barrier(p.info)
+        if state.best_epoch < 0:
+            raise PneumoError(
+                "training ran no epoch", hint="check train.epochs and the resume point"
+            )
+        return TrainResult(
+            self.run_id, self.run_dir, storage.join(self.run_dir, paths.BEST), state.best_epoch,
+            state.best_auroc, len(state.history), stopped_early,
         )  # fmt: skip
-        val_scores, val_targets, val_loss = predict(model, val_loader, ctx, loss_fn)
-        train_scores, train_targets = stats.arrays(len(targets))
-        row = {
-            "epoch": epoch,
-            "train_loss": stats.loss,
-            "train_auroc": mean_auroc(train_targets, train_scores),
-            "val_loss": val_loss,
-            "val_auroc": mean_auroc(val_targets, val_scores),
-            "lr": float(scheduler.get_last_lr()[0]),
-            "images_per_s": stats.seen * info.world / max(stats.seconds, 1e-9),
-        }
+
+    def _epoch(self, epoch: int, progress: bool) -> None:
+        p, state, cfg = self.parts, self.state, self.parts.cfg.train
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        order = torch.randperm(len(p.train_ds), generator=gen).numpy()
+        mine = order[p.info.rank : p.per_rank * p.info.world : p.info.world]
+        batches = batches_from(mine, cfg.batch_size, drop_last=True)[: p.steps]
+        p.epoch_batches.batches = batches[state.step_in_epoch :]
+        bar = Bar(len(p.epoch_batches), f"epoch {epoch + 1}/{cfg.epochs}") if progress else None
+        stats = train_epoch(
+            p.net, p.train_loader, p.opt, p.ctx, first_step=state.global_step,
+            on_step=self._after_step, bar=bar,
+        )  # fmt: skip
+        val_scores, val_targets, val_loss = predict(p.model, p.val_loader, p.ctx, p.opt.loss_fn)
+        row = self._history_row(epoch, stats, val_targets, val_scores, val_loss)
         state.history.append(row)
         val_auroc = row["val_auroc"] if row["val_auroc"] is not None else -1.0
         improved = val_auroc > state.best_auroc + 1e-6 or state.best_epoch < 0
@@ -232,53 +180,85 @@ def _train(
             state.best_auroc, state.best_epoch, state.bad_epochs = val_auroc, epoch, 0
         else:
             state.bad_epochs += 1
-        if info.main and tracker is not None:
-            log.info(
-                "epoch %d: train loss %.4f, val loss %.4f, val AUROC %s%s", epoch + 1, stats.loss,
-                val_loss, "n/a" if row["val_auroc"] is None else f"{val_auroc:.4f}",
-                " (best)" if improved else "",
-            )  # fmt: skip
-            tracker.metrics(
-                run_id, {k: v for k, v in row.items() if v is not None and k != "epoch"}, epoch
-            )
-            if improved:
-                threshold = None
-                if cfg.head == "binary" and 0 < val_targets[:, 0].sum() < len(val_targets):
-                    chosen = choose_threshold(val_targets[:, 0], val_scores[:, 0], "youden")
-                    threshold = {"value": float(chosen.value), "method": "youden on validation"}
-                checkpoint.save(
-                    {**common, "run_id": run_id, "model": model.state_dict(), "epoch": epoch,
-                     "val_auroc": row["val_auroc"], "threshold": threshold},
-                    storage.join(run_dir, "best.pt"), settings,
-                )  # fmt: skip
-            save_last()
-            storage.write_text(
-                storage.join(run_dir, "history.json"), json.dumps(state.history, indent=1), settings
-            )
-        if distributed.broadcast_flag(info, state.bad_epochs >= cfg.patience):
-            stopped_early = epoch + 1 < cfg.epochs
-            break
+        if self.tracker is not None:
+            self._record_epoch(row, improved, val_targets, val_scores)
 
-    if info.main and tracker is not None:
-        figure = history_png(state.history, f"{dataset.name} · {cfg.backbone}")
-        storage.write_bytes(storage.join(run_dir, "history.png"), figure, settings)
-        tracker.artifact(run_id, figure, "history.png")
-        tracker.artifact(
-            run_id,
-            storage.read_bytes(storage.join(run_dir, "history.json"), settings),
-            "history.json",
-        )
-        tracker.artifact(
-            run_id,
-            storage.read_bytes(storage.join(run_dir, "best.pt"), settings),
-            "best.pt",
-            "model",
-        )
-        tracker.finish(run_id)
-    distributed.barrier(info)
-    if state.best_epoch < 0:
-        raise PneumoError("training ran no epoch", hint="check train.epochs and the resume point")
-    return TrainResult(
-        run_id, run_dir, storage.join(run_dir, "best.pt"), state.best_epoch, state.best_auroc,
-        len(state.history), stopped_early,
-    )  # fmt: skip
+    def _after_step(self, global_step: int) -> None:
+        self.state.global_step = global_step
+        self.state.step_in_epoch += 1
+        if global_step % self.parts.cfg.train.checkpoint_every == 0:
+            self._save_last()
+
+    def _history_row(
+        self,
+        epoch: int,
+        stats: EpochStats,
+        val_targets: np.ndarray,
+        val_scores: np.ndarray,
+        val_loss: float,
+    ) -> dict[str, Any]:
+        p = self.parts
+        train_scores, train_targets = stats.arrays(len(p.targets))
+        return {
+            "epoch": epoch,
+            "train_loss": stats.loss,
+            "train_auroc": mean_auroc(train_targets, train_scores),
+            "val_loss": val_loss,
+            "val_auroc": mean_auroc(val_targets, val_scores),
+            "lr": float(p.opt.scheduler.get_last_lr()[0]),
+            "images_per_s": stats.seen * p.info.world / max(stats.seconds, 1e-9),
+        }
+
+    def _record_epoch(
+        self, row: dict[str, Any], improved: bool, val_targets: np.ndarray, val_scores: np.ndarray
+    ) -> None:
+        assert self.tracker is not None
+        auroc = row["val_auroc"]
+        log.info(
+            "epoch %d: train loss %.4f, val loss %.4f, val AUROC %s%s", row["epoch"] + 1,
+            row["train_loss"], row["val_loss"], "n/a" if auroc is None else f"{auroc:.4f}",
+            " (best)" if improved else "",
+        )  # fmt: skip
+        values = {k: v for k, v in row.items() if v is not None and k != "epoch"}
+        self.tracker.metrics(self.run_id, values, row["epoch"])
+        if improved:
+            self._save_best(row["epoch"], auroc, val_targets, val_scores)
+        self._save_last()
+        history = json.dumps(self.state.history, indent=1)
+        storage.write_text(storage.join(self.run_dir, paths.HISTORY), history, self.settings)
+
+    def _save_best(
+        self, epoch: int, auroc: float | None, val_targets: np.ndarray, val_scores: np.ndarray
+    ) -> None:
+        threshold = None
+        if self.parts.meta.is_binary and 0 < val_targets[:, 0].sum() < len(val_targets):
+            chosen = choose_threshold(val_targets[:, 0], val_scores[:, 0], "youden")
+            threshold = TrainingThreshold(float(chosen.value), "youden on validation")
+        meta = self.parts.meta_for(self.run_id).with_selection(epoch, auroc, threshold)
+        best = Checkpoint(meta, self.parts.model.state_dict())
+        checkpoint.save(best, storage.join(self.run_dir, paths.BEST), self.settings)
+
+    def _save_last(self) -> None:
+        if not self.parts.info.main:
+            return
+        opt = self.parts.opt
+        resume = {
+            "optimizer": opt.optimizer.state_dict(),
+            "scheduler": opt.scheduler.state_dict(),
+            "state": asdict(self.state),
+            "rng": checkpoint.rng_state(),
+        }
+        last = Checkpoint(self.parts.meta_for(self.run_id), self.parts.model.state_dict(), resume)
+        checkpoint.save(last, storage.join(self.run_dir, paths.LAST), self.settings)
+
+    def _finish(self) -> None:
+        assert self.tracker is not None
+        folder, settings, run_id = self.run_dir, self.settings, self.run_id
+        title = f"{self.parts.dataset} · {self.parts.cfg.train.backbone}"
+        figure = history_png(self.state.history, title)
+        storage.write_bytes(storage.join(folder, paths.HISTORY_FIGURE), figure, settings)
+        self.tracker.artifact(run_id, figure, paths.HISTORY_FIGURE)
+        for name, artifact_dir in ((paths.HISTORY, None), (paths.BEST, paths.ARTIFACT_MODEL_DIR)):
+            data = storage.read_bytes(storage.join(folder, name), settings)
+            self.tracker.artifact(run_id, data, name, artifact_dir)
+        self.tracker.finish(run_id)

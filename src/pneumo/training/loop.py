@@ -68,26 +68,42 @@ def step_generator(ctx: StepContext, global_step: int) -> torch.Generator:
     return gen
 
 
+@dataclass
+class Optimisation:
+    """What a training step updates, and how: optimizer, learning-rate schedule, loss."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: torch.nn.Module
+
+
+@dataclass(frozen=True)
+class Bar:
+    """A progress bar over ``total`` steps, labelled ``desc``."""
+
+    total: int
+    desc: str
+
+
 def train_epoch(
     model: torch.nn.Module,
     batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-    *,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    loss_fn: torch.nn.Module,
+    opt: Optimisation,
     ctx: StepContext,
-    first_step: int,
-    total: int,
-    on_step: Callable[[int, EpochStats], None],
-    desc: str,
-    progress: bool,
+    *,
+    first_step: int = 0,
+    on_step: Callable[[int], None] | None = None,
+    bar: Bar | None = None,
 ) -> EpochStats:
-    """Train over ``batches``; ``on_step(global_step, stats)`` runs after each optimizer step."""
+    """Train over ``batches``; ``on_step(global_step)`` runs after each optimizer step."""
     model.train()
     stats = EpochStats()
     start = time.perf_counter()
     step = first_step
-    with tqdm(total=total, desc=desc, unit="batch", disable=not progress, leave=False) as bar:
+    shown = bar or Bar(0, "")
+    with tqdm(
+        total=shown.total, desc=shown.desc, unit="batch", disable=bar is None, leave=False
+    ) as tq:
         for pixels, target in batches:
             x = prepare_batch(
                 pixels,
@@ -100,11 +116,11 @@ def train_epoch(
             y = target.to(ctx.device, non_blocking=True)
             with autocast(ctx):
                 logits = model(x)
-            loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
+            loss = opt.loss_fn(logits.float(), y)
+            opt.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
-            scheduler.step()
+            opt.optimizer.step()
+            opt.scheduler.step()
             value = loss.item()  # the step's one wait for the device
             if not math.isfinite(value):
                 # Raised before on_step, so no checkpoint holds this step's weights.
@@ -120,9 +136,10 @@ def train_epoch(
             stats.scores.append(torch.sigmoid(logits.detach().float()))
             stats.targets.append(target)
             stats.seconds = time.perf_counter() - start
-            bar.set_postfix(loss=f"{stats.loss:.4f}", img_s=f"{stats.seen / stats.seconds:.0f}")
-            bar.update()
-            on_step(step, stats)
+            tq.set_postfix(loss=f"{stats.loss:.4f}", img_s=f"{stats.seen / stats.seconds:.0f}")
+            tq.update()
+            if on_step is not None:
+                on_step(step)
     return stats
 
 

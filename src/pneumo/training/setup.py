@@ -15,6 +15,7 @@ from pneumo.errors import DataError
 from pneumo.preprocess import PreprocessSpec, pooled_stats
 from pneumo.settings import Settings
 from pneumo.training.loader import ShardImages
+from pneumo.training.loop import Optimisation
 
 TRAIN_SPLITS = ("train", "val")  # `train` never opens anything else
 
@@ -69,8 +70,8 @@ def loss_function(
 
 
 def optimisation(
-    cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: int
-) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    cfg: TrainConfig, model: torch.nn.Module, steps_per_epoch: int, loss_fn: torch.nn.Module
+) -> Optimisation:
     """AdamW with linear warm-up then cosine decay to 1% of the peak, stepped per batch.
 
     On a GPU the fused AdamW kernel updates every parameter in a few launches instead of
@@ -89,7 +90,7 @@ def optimisation(
         progress = (step - warmup) / max(1, total - warmup)
         return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return Optimisation(optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor), loss_fn)
 
 
 def configure_backends(device: torch.device) -> None:

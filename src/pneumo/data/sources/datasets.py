@@ -11,12 +11,11 @@ import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.data.sources import layout
 from pneumo.errors import DataError
 from pneumo.settings import Settings, get_settings
 
-REGISTRY_FILE = "datasets.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -30,7 +29,7 @@ class Dataset:
 
 
 def _registry_url(settings: Settings) -> str:
-    return storage.join(settings.data, REGISTRY_FILE)
+    return storage.join(settings.data, paths.DATASETS)
 
 
 def _load(settings: Settings) -> dict[str, object]:

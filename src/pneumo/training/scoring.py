@@ -1,0 +1,52 @@
+"""Scoring a split of the prepared cache with a PyTorch model, as the served model would.
+
+Float32 throughout, with neither bf16 autocast nor TF32 convolutions even on a GPU: the
+probabilities (and so the threshold and the metrics an evaluation derives from them) are those
+the float32 ONNX export will serve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pneumo.data import schema
+from pneumo.data.prepared import PreparedData
+from pneumo.preprocess import PreprocessSpec
+from pneumo.settings import Settings
+from pneumo.training.loader import ShardImages, make_loader
+from pneumo.training.loop import StepContext, batches_from, predict
+
+BATCH = 64
+
+
+@dataclass(frozen=True)
+class Scored:
+    frame: pd.DataFrame  # the split's manifest rows, in the order they were scored
+    labels: np.ndarray  # int64 (N,)
+    probabilities: np.ndarray  # float64 (N,)
+
+
+def score_splits(
+    model: torch.nn.Module,
+    data: PreparedData,
+    splits: tuple[str, ...],
+    spec: PreprocessSpec,
+    settings: Settings,
+) -> dict[str, Scored]:
+    """The binary head's probability for every image of each split in ``splits``."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = model.to(device)
+    ctx = StepContext(spec, device, False, False)
+    out: dict[str, Scored] = {}
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        for split in splits:
+            ds = ShardImages(data.manifest, data.cache, [split], [schema.LABEL], settings)
+            loader = make_loader(ds, batches_from(np.arange(len(ds)), BATCH, False))
+            scores, targets, _ = predict(model, loader, ctx)
+            labels = targets[:, 0].astype(np.int64)
+            out[split] = Scored(ds.frame, labels, scores[:, 0].astype(np.float64))
+    return out
