@@ -20,6 +20,7 @@ import pneumo
 from pneumo.data import schema
 from pneumo.data.datacard import build_card
 from pneumo.data.problems import summary as problem_summary
+from pneumo.render.html import render_block
 from pneumo.reports.eda import label_sections as sections
 from pneumo.reports.eda import stats
 from pneumo.reports.eda.page import render_report, write_report
@@ -284,7 +285,7 @@ def test_patient_leak_between_splits_is_flagged() -> None:
     assert found is not None
     assert found.in_several_splits == 1
     ctx = sections.Context(frame, {}, stats.labels(frame), has_images=False)
-    assert "1 patients have images in more than one split" in sections.prevalence(ctx)
+    assert "1 patients have images in more than one split" in render_block(sections.prevalence(ctx))
 
 
 def test_statistics_are_consistent() -> None:

@@ -9,29 +9,45 @@ when both of its ends are known.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from numbers import Integral, Real
 from typing import Any
 
 DASH = "\u2014"
 
 
-def number(value: Any, digits: int = 3, *, missing: str = "-") -> str:
-    """A value for a table cell or a sentence: floats to ``digits`` decimals, ints with
-    thousands separators, None as ``missing``, anything else as its text."""
+def number(value: Any, digits: int = 3, *, missing: str = "-", thousands: bool = True) -> str:
+    """A value for a table cell or a sentence: floats (numpy's too) to ``digits`` decimals, ints
+    with thousands separators (unless ``thousands`` is False), None as ``missing``, anything
+    else as its text."""
     if value is None:
         return missing
     if isinstance(value, bool):
         return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
+    if isinstance(value, Integral):
+        return f"{int(value):,}" if thousands else str(int(value))
+    if isinstance(value, Real):
+        return f"{float(value):.{digits}f}"
     return str(value)
 
 
-def percent(fraction: Any, digits: int = 2, *, missing: str = DASH) -> str:
-    """``0.1234`` as ``"12.34 %"``; anything that is not a number as ``missing``."""
+def count(value: Any, *, missing: str = DASH) -> str:
+    """A count with thousands separators (``"4,123"``, ``4123.0`` too); None as ``missing``;
+    what is not a number as its text."""
+    if value is None:
+        return missing
+    if isinstance(value, bool):
+        return str(value)
     try:
-        return f"{100 * float(fraction):.{digits}f} %"
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def percent(fraction: Any, digits: int = 2, *, missing: str = DASH, unit: str = " %") -> str:
+    """``0.1234`` as ``"12.34 %"`` (``unit="%"``: ``"12.34%"``); what is not a number as
+    ``missing``."""
+    try:
+        return f"{100 * float(fraction):.{digits}f}{unit}"
     except (TypeError, ValueError):
         return missing
 

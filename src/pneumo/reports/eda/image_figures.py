@@ -7,8 +7,8 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from pneumo.reports.eda import plotting as p
-from pneumo.reports.eda.label_figures import class_histograms
+from pneumo.render import figures as plot
+from pneumo.reports.eda.label_figures import CLASS_COLOURS, class_histograms
 from pneumo.reports.eda.stats import FloatArray
 
 SAMPLE_MAX_SIDE = 512  # the figure shows ~300 px of the image; decimate before drawing
@@ -23,42 +23,45 @@ def _edges(values: FloatArray, bins: int = 40) -> FloatArray:
 
 def size_histograms(width: FloatArray, height: FloatArray) -> str:
     """Original width and height (left) and aspect ratio width / height (right)."""
-    fig = p.figure(9.0, 3.2, left=0.85, bottom=0.55, top=0.1, wspace=0.3)
+    fig = plot.figure(9.0, 3.2, left=0.85, bottom=0.55, top=0.1, wspace=0.3)
     left, right = fig.subplots(1, 2, width_ratios=(3, 2))
     sizes = np.concatenate([width[~np.isnan(width)], height[~np.isnan(height)]])
     bins = _edges(sizes)
-    for values, name, colour in ((width, "width", p.PALETTE[0]), (height, "height", p.PALETTE[1])):
+    for values, name, colour in (
+        (width, "width", plot.PALETTE[0]),
+        (height, "height", plot.PALETTE[1]),
+    ):
         kept = values[~np.isnan(values)]
         counts, _ = np.histogram(kept, bins=bins)
         left.stairs(counts, bins, color=colour, linewidth=1.6, label=f"{name} (n={kept.size:,})")
         left.stairs(counts, bins, color=colour, alpha=0.15, fill=True)
-    left.set_xlabel("pixels", fontsize=p.FONT)
-    left.set_ylabel("images", fontsize=p.FONT)
+    left.set_xlabel("pixels", fontsize=plot.FONT)
+    left.set_ylabel("images", fontsize=plot.FONT)
     left.legend(frameon=False, fontsize=8)
-    p.thousands(left.xaxis)
+    plot.thousands(left.xaxis)
     both = ~(np.isnan(width) | np.isnan(height)) & (height > 0)
     ratio = width[both] / height[both]
     if ratio.size:
         counts, edges = np.histogram(ratio, bins=_edges(ratio, 30))
-        right.stairs(counts, edges, color=p.PALETTE[2], fill=True, alpha=0.7)
-    right.set_xlabel("aspect ratio (width / height)", fontsize=p.FONT)
+        right.stairs(counts, edges, color=plot.PALETTE[2], fill=True, alpha=0.7)
+    right.set_xlabel("aspect ratio (width / height)", fontsize=plot.FONT)
     for ax in (left, right):
-        p.thousands(ax.yaxis)
-        p.style(ax)
-    return p.to_data_uri(fig)
+        plot.thousands(ax.yaxis)
+        plot.style(ax)
+    return plot.data_uri(fig)
 
 
 def intensity_histograms(mean: dict[str, FloatArray], std: dict[str, FloatArray]) -> str:
-    fig = p.figure(9.0, 3.2, left=0.75, bottom=0.55, top=0.1, wspace=0.22)
+    fig = plot.figure(9.0, 3.2, left=0.75, bottom=0.55, top=0.1, wspace=0.22)
     axes = fig.subplots(1, 2)
     for ax, values, name in ((axes[0], mean, "mean"), (axes[1], std, "standard deviation")):
         pooled = np.concatenate([v for v in values.values() if v.size] or [np.zeros(1)])
         class_histograms(ax, values, _edges(pooled))
-        ax.set_xlabel(f"per-image {name} of pixel intensity (0-255)", fontsize=p.FONT)
-        p.style(ax)
-    axes[0].set_ylabel("density", fontsize=p.FONT)
+        ax.set_xlabel(f"per-image {name} of pixel intensity (0-255)", fontsize=plot.FONT)
+        plot.style(ax)
+    axes[0].set_ylabel("density", fontsize=plot.FONT)
     axes[0].legend(frameon=False, fontsize=8)
-    return p.to_data_uri(fig)
+    return plot.data_uri(fig)
 
 
 def sample_with_histogram(image: npt.NDArray[np.generic], label: str) -> str:
@@ -69,7 +72,7 @@ def sample_with_histogram(image: npt.NDArray[np.generic], label: str) -> str:
     if pixels.ndim == 3:
         pixels = pixels.mean(axis=-1)
     step = max(1, math.ceil(max(pixels.shape) / SAMPLE_MAX_SIDE))
-    fig = p.figure(9.0, 3.2, left=0.1, right=0.25, bottom=0.55, top=0.15, wspace=0.15)
+    fig = plot.figure(9.0, 3.2, left=0.1, right=0.25, bottom=0.55, top=0.15, wspace=0.15)
     left, right = fig.subplots(1, 2, width_ratios=(1, 1.6))
     vmax = 255.0 if raw.dtype == np.uint8 else max(float(pixels.max()), 1.0)
     shown = pixels[::step, ::step]
@@ -78,9 +81,9 @@ def sample_with_histogram(image: npt.NDArray[np.generic], label: str) -> str:
     std = float(pixels.std())
     z = (pixels - float(pixels.mean())) / (std if std > 0 else 1.0)
     counts, edges = np.histogram(z, bins=64)
-    colour = p.CLASS_COLOURS.get(label, p.GREY)
+    colour = CLASS_COLOURS.get(label, plot.LIGHT_GREY)
     right.stairs(counts / max(z.size, 1), edges, fill=True, color=colour, alpha=0.8)
-    right.set_xlabel("standardized intensity: (pixel - mean) / std", fontsize=p.FONT)
-    right.set_ylabel("share of pixels", fontsize=p.FONT)
-    p.style(right)
-    return p.to_data_uri(fig)
+    right.set_xlabel("standardized intensity: (pixel - mean) / std", fontsize=plot.FONT)
+    right.set_ylabel("share of pixels", fontsize=plot.FONT)
+    plot.style(right)
+    return plot.data_uri(fig)

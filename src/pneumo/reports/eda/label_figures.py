@@ -1,7 +1,8 @@
 """Figures of the labels and metadata: composition by class, age, findings, splits.
 
 Each function takes already-aggregated numbers (see :mod:`pneumo.reports.eda.stats`), so
-drawing never scans the manifest, and returns a ``data:image/png;base64,...`` URI.
+drawing never scans the manifest, and returns a ``data:image/png;base64,...`` URI. The figure,
+its house style and its PNG come from :mod:`pneumo.render.figures`.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from pneumo.reports.eda import plotting as p
+from pneumo.render import figures as plot
 from pneumo.reports.eda.stats import (
     CLASSES,
+    NEGATIVE,
     POSITIVE,
     UNKNOWN,
     Composition,
@@ -24,6 +26,8 @@ from pneumo.reports.eda.stats import (
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+CLASS_COLOURS = {POSITIVE: plot.POSITIVE, NEGATIVE: plot.NEGATIVE}
 
 
 def _compact(n: float) -> str:
@@ -40,11 +44,11 @@ def composition_by_class(table: Composition, what: str) -> str:
     Shares, not counts, because Pneumonia is rare (about 1 % in NIH): raw counts would hide the
     positive class. Counts go in the labels.
     """
-    fig = p.figure(9.0, 2.7, left=1.25, bottom=0.95, top=0.1, right=0.3)
+    fig = plot.figure(9.0, 2.7, left=1.25, bottom=0.95, top=0.1, right=0.3)
     ax = fig.add_subplot()
     totals = table.counts.sum(axis=0)
     colours = [
-        p.GREY if v == UNKNOWN else p.PALETTE[i % len(p.PALETTE)]
+        plot.LIGHT_GREY if v == UNKNOWN else plot.PALETTE[i % len(plot.PALETTE)]
         for i, v in enumerate(table.values)
     ]
     for row, total in enumerate(totals):
@@ -70,9 +74,9 @@ def composition_by_class(table: Composition, what: str) -> str:
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     ax.xaxis.set_major_formatter(lambda x, _pos: f"{x:.0%}")
-    ax.set_xlabel(f"share of images in the class, by {what}", fontsize=p.FONT)
+    ax.set_xlabel(f"share of images in the class, by {what}", fontsize=plot.FONT)
     ax.legend(
-        [p.patch(c) for c in colours],
+        [plot.patch(c) for c in colours],
         list(table.values),
         loc="upper center",
         ncols=len(colours),
@@ -80,8 +84,8 @@ def composition_by_class(table: Composition, what: str) -> str:
         frameon=False,
         fontsize=8,
     )
-    p.style(ax, "x")
-    return p.to_data_uri(fig)
+    plot.style(ax, "x")
+    return plot.data_uri(fig)
 
 
 def class_histograms(
@@ -93,7 +97,7 @@ def class_histograms(
         if data is None or data.size == 0:
             continue
         density, _ = np.histogram(data, bins=bins, density=True)
-        colour = p.CLASS_COLOURS[cls]
+        colour = CLASS_COLOURS[cls]
         text = label.format(cls=cls, n=data.size, mean=data.mean())
         ax.stairs(density, bins, color=colour, linewidth=1.6, label=text)
         ax.stairs(density, bins, color=colour, alpha=0.15, fill=True)
@@ -102,24 +106,24 @@ def class_histograms(
 def age_histogram(ages: dict[str, FloatArray]) -> str:
     top = max((float(a.max()) for a in ages.values() if a.size), default=100.0)
     bins = np.arange(0.0, max(100.0, math.ceil(top / 5) * 5) + 5, 5.0)
-    fig = p.figure(9.0, 3.4)
+    fig = plot.figure(9.0, 3.4)
     ax = fig.add_subplot()
     class_histograms(ax, ages, bins, "{cls} (n={n:,}, mean {mean:.1f} y)")
-    ax.set_xlabel("age (years, 5-year bins)", fontsize=p.FONT)
-    ax.set_ylabel("share of the class per year", fontsize=p.FONT)
-    ax.legend(frameon=False, fontsize=p.FONT)
-    p.style(ax)
-    return p.to_data_uri(fig)
+    ax.set_xlabel("age (years, 5-year bins)", fontsize=plot.FONT)
+    ax.set_ylabel("share of the class per year", fontsize=plot.FONT)
+    ax.legend(frameon=False, fontsize=plot.FONT)
+    plot.style(ax)
+    return plot.data_uri(fig)
 
 
 def findings_bar(names: tuple[str, ...], counts: IntArray, no_finding: int) -> str:
     order = np.argsort(counts, kind="stable")[::-1]
     labels = ["No Finding"] + [names[i] for i in order]
     values = [no_finding] + [int(counts[i]) for i in order]
-    colours = [p.GREY] + [
-        p.CLASS_COLOURS[POSITIVE] if names[i] == POSITIVE else p.PALETTE[0] for i in order
+    colours = [plot.LIGHT_GREY] + [
+        CLASS_COLOURS[POSITIVE] if names[i] == POSITIVE else plot.PALETTE[0] for i in order
     ]
-    fig = p.figure(9.0, 0.28 * len(labels) + 0.8, left=1.45, bottom=0.55, top=0.1)
+    fig = plot.figure(9.0, 0.28 * len(labels) + 0.8, left=1.45, bottom=0.55, top=0.1)
     ax = fig.add_subplot()
     ax.barh(range(len(labels)), values, color=colours, height=0.7)
     ax.set_yticks(range(len(labels)), labels)
@@ -127,12 +131,12 @@ def findings_bar(names: tuple[str, ...], counts: IntArray, no_finding: int) -> s
     ax.set_ylim(len(labels) - 0.5, -0.5)
     top = max(values) or 1
     for y, v in enumerate(values):
-        ax.text(v + top * 0.005, y, f"{v:,}", va="center", fontsize=8, color=p.TEXT)
+        ax.text(v + top * 0.005, y, f"{v:,}", va="center", fontsize=8, color=plot.TEXT)
     ax.set_xlim(0, top * 1.12)
-    ax.set_xlabel("images", fontsize=p.FONT)
-    p.thousands(ax.xaxis)
-    p.style(ax, "x")
-    return p.to_data_uri(fig)
+    ax.set_xlabel("images", fontsize=plot.FONT)
+    plot.thousands(ax.xaxis)
+    plot.style(ax, "x")
+    return plot.data_uri(fig)
 
 
 def cooccurrence_heatmap(names: tuple[str, ...], matrix: IntArray) -> str:
@@ -144,7 +148,7 @@ def cooccurrence_heatmap(names: tuple[str, ...], matrix: IntArray) -> str:
     side = 0.42 * n  # inches of heatmap
     left, bottom, bar = 1.45, 1.35, 1.4
     width, height = left + side + bar, bottom + side + 0.15
-    fig = p.figure(width, height)
+    fig = plot.figure(width, height)
     ax = fig.add_axes((left / width, bottom / height, side / width, side / height))
     cax = fig.add_axes(((left + side + 0.3) / width, bottom / height, 0.18 / width, side / height))
     vmax = max(float(matrix.max()), 2.0)
@@ -160,21 +164,21 @@ def cooccurrence_heatmap(names: tuple[str, ...], matrix: IntArray) -> str:
     ax.tick_params(length=0)
     for tick in [*ax.get_xticklabels(), *ax.get_yticklabels()]:
         if tick.get_text() == POSITIVE:
-            tick.set_color(p.CLASS_COLOURS[POSITIVE])
+            tick.set_color(CLASS_COLOURS[POSITIVE])
             tick.set_fontweight("bold")
     colourbar = fig.colorbar(image, cax=cax)
-    colourbar.set_label("images with both findings (log scale)", fontsize=p.FONT)
+    colourbar.set_label("images with both findings (log scale)", fontsize=plot.FONT)
     colourbar.ax.yaxis.set_major_formatter(lambda v, _pos: f"{v:,.0f}")
     colourbar.ax.tick_params(labelsize=8)
-    return p.to_data_uri(fig)
+    return plot.data_uri(fig)
 
 
 def prevalence_by_split(rows: list[SplitRow]) -> str:
-    fig = p.figure(9.0, 3.2, bottom=0.45, top=0.1)
+    fig = plot.figure(9.0, 3.2, bottom=0.45, top=0.1)
     ax = fig.add_subplot()
     x = np.arange(len(rows))
     prevalence = [100 * r.prevalence for r in rows]
-    ax.bar(x, prevalence, color=p.CLASS_COLOURS[POSITIVE], width=0.55)
+    ax.bar(x, prevalence, color=CLASS_COLOURS[POSITIVE], width=0.55)
     top = max(prevalence, default=1.0) or 1.0
     for i, r in enumerate(rows):
         ax.text(
@@ -183,11 +187,11 @@ def prevalence_by_split(rows: list[SplitRow]) -> str:
             f"{prevalence[i]:.2f} %\n{r.pneumonia:,} / {r.images:,}",
             ha="center",
             va="bottom",
-            fontsize=p.FONT,
-            color=p.TEXT,
+            fontsize=plot.FONT,
+            color=plot.TEXT,
         )
     ax.set_xticks(x, [r.name for r in rows])
     ax.set_ylim(0, top * 1.35)
-    ax.set_ylabel("Pneumonia prevalence (%)", fontsize=p.FONT)
-    p.style(ax)
-    return p.to_data_uri(fig)
+    ax.set_ylabel("Pneumonia prevalence (%)", fontsize=plot.FONT)
+    plot.style(ax)
+    return plot.data_uri(fig)

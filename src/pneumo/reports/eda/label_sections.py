@@ -1,4 +1,4 @@
-"""Sections 1-5 of the EDA report (labels and metadata); each returns one ``<section>``.
+"""Sections 1-5 of the EDA report (labels and metadata); each returns one :class:`Section`.
 
 Sections 6 and 7, on the images themselves, are in :mod:`pneumo.reports.eda.image_sections`.
 """
@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 
 from pneumo.data import schema
+from pneumo.render.document import Block, Note, Para, Picture, Section, table
+from pneumo.render.text import percent
 from pneumo.reports.eda import label_figures as figures
-from pneumo.reports.eda import markup as m
 from pneumo.reports.eda import stats
+from pneumo.reports.eda.card_tables import split_breakdown
 
 METADATA_ONLY_WHY = (
     "The data was prepared in metadata-only mode: only the label file was read and no image was "
@@ -31,45 +33,53 @@ class Context:
     label: stats.LabelArray
     has_images: bool  # the manifest carries the per-image columns of a full (image) prepare
 
-    def breakdown(self, key: str, caption: str, order: Sequence[str] = ()) -> str:
-        return m.split_breakdown(self.card.get(key), caption, order)
+    def breakdown(self, key: str, caption: str, order: Sequence[str] = ()) -> list[Block]:
+        return split_breakdown(self.card.get(key), caption, order)
 
 
-def _composition(ctx: Context, col: str, order: tuple[str, ...], what: str, card_key: str) -> str:
-    table = stats.category_by_class(ctx.manifest, col, ctx.label, order)
-    if table is None:
+def _composition(
+    ctx: Context, anchor: str, heading: str, col: str, what: str, order: tuple[str, ...]
+) -> Section:
+    """A categorical column by class: its figure, its table and the card's per-split counts
+    (the card's ``by_<anchor>``)."""
+    counts = stats.category_by_class(ctx.manifest, col, ctx.label, order)
+    if counts is None:
         if stats.column(ctx.manifest, col) is None:
-            return m.note(f"{what.capitalize()} is not recorded for this dataset.")
-        return m.note(f"No image has both a {what} and a known label.")
-    uri = figures.composition_by_class(table, what)
+            note = Note(f"{what.capitalize()} is not recorded for this dataset.")
+        else:
+            note = Note(f"No image has both a {what} and a known label.")
+        return Section(anchor, heading, [note])
+    uri = figures.composition_by_class(counts, what)
     caption = (
         f"Share of each {what} within each class (Pneumonia above, No Pneumonia below), counts in "
         "brackets. Shares rather than counts, because Pneumonia is the rare class; a difference "
         f"between the bars means {what} is associated with the label."
     )
-    rows = [[v, *(int(c) for c in table.counts[i])] for i, v in enumerate(table.values)]
-    return (
-        m.figure(uri, caption, f"{what} by class")
-        + m.table([what, *table.classes], rows)
-        + ctx.breakdown(card_key, f"{what.capitalize()} per split (data card)", order)
+    rows = [[v, *(int(c) for c in counts.counts[i])] for i, v in enumerate(counts.values)]
+    return Section(
+        anchor,
+        heading,
+        [
+            Picture(uri, f"{what} by class", caption),
+            table([what, *counts.classes], rows),
+            *ctx.breakdown(f"by_{anchor}", f"{what.capitalize()} per split (data card)", order),
+        ],
     )
 
 
-def sex(ctx: Context) -> str:
-    body = _composition(ctx, schema.SEX, ("M", "F"), "sex", "by_sex")
-    return m.section("sex", "1. Sex distribution", [body])
+def sex(ctx: Context) -> Section:
+    return _composition(ctx, "sex", "1. Sex distribution", schema.SEX, "sex", ("M", "F"))
 
 
-def age(ctx: Context) -> str:
+def age(ctx: Context) -> Section:
     heading = "2. Age distribution"
     ages = stats.floats(ctx.manifest, schema.AGE)
     if ages is None:
-        return m.section("age", heading, [m.note("Age is not recorded for this dataset.")])
+        return Section("age", heading, [Note("Age is not recorded for this dataset.")])
     overall = stats.describe(ages)
     per_class = stats.by_class(ages, ctx.label)
     if not any(v.size for v in per_class.values()):
-        text = "No image has both an age and a known label."
-        return m.section("age", heading, [m.note(text)])
+        return Section("age", heading, [Note("No image has both an age and a known label.")])
     parts = []
     for cls, values in per_class.items():
         d = stats.describe(values)
@@ -88,13 +98,16 @@ def age(ctx: Context) -> str:
         "Age histogram per class, each normalised to its own class size (5-year bins) so the rare "
         "Pneumonia class is as visible as the common one; the legend gives counts and means."
     )
-    body = [m.para(text), m.figure(figures.age_histogram(per_class), caption, "age histogram")]
+    body: list[Block] = [
+        Para(text),
+        Picture(figures.age_histogram(per_class), "age histogram", caption),
+    ]
     bands = [name for name, _, _ in schema.AGE_BANDS] + [stats.UNKNOWN]
-    body.append(ctx.breakdown("by_age_band", "Age bands per split (data card)", bands))
-    return m.section("age", heading, body)
+    body += ctx.breakdown("by_age_band", "Age bands per split (data card)", bands)
+    return Section("age", heading, body)
 
 
-def findings(ctx: Context) -> str:
+def findings(ctx: Context) -> Section:
     heading = "3. Findings"
     f = stats.findings(ctx.manifest)
     if f is None:
@@ -102,9 +115,9 @@ def findings(ctx: Context) -> str:
             "Finding labels are not available for this dataset: it only records Pneumonia versus "
             "normal, so the finding counts and their co-occurrence cannot be shown."
         )
-        return m.section("findings", heading, [m.note(text)])
-    body = [
-        m.para(
+        return Section("findings", heading, [Note(text)])
+    body: list[Block] = [
+        Para(
             f"{f.labelled:,} images have finding labels; {f.no_finding:,} of them have none of "
             f"the {len(f.names)} findings (No Finding). An image can carry several findings."
         )
@@ -112,47 +125,49 @@ def findings(ctx: Context) -> str:
     if f.pneumonia_alone is not None and stats.POSITIVE in f.names:
         total = int(f.counts[f.names.index(stats.POSITIVE)])
         body.append(
-            m.para(
+            Para(
                 f"Of the {total:,} Pneumonia images, {f.pneumonia_alone:,} have no other finding "
                 f"and {total - f.pneumonia_alone:,} carry at least one other."
             )
         )
     body.append(
-        m.figure(
+        Picture(
             figures.findings_bar(f.names, f.counts, f.no_finding),
+            "finding counts",
             "Images per finding, most frequent first; Pneumonia (the target) in red, images with "
             "no finding in grey.",
-            "finding counts",
         )
     )
     body.append(
-        m.figure(
+        Picture(
             figures.cooccurrence_heatmap(f.names, f.cooccurrence),
+            "finding co-occurrence heatmap",
             "Co-occurrence: each cell counts the images carrying both the row's and the column's "
             "finding; the diagonal is the finding's own count. Log colour scale; light grey is 0.",
-            "finding co-occurrence heatmap",
         )
     )
-    return m.section("findings", heading, body)
+    return Section("findings", heading, body)
 
 
-def view(ctx: Context) -> str:
-    body = _composition(ctx, schema.VIEW, ("PA", "AP"), "view position", "by_view")
-    return m.section("view", "4. View position", [body])
+def view(ctx: Context) -> Section:
+    heading = "4. View position"
+    return _composition(ctx, "view", heading, schema.VIEW, "view position", ("PA", "AP"))
 
 
-def prevalence(ctx: Context) -> str:
+def prevalence(ctx: Context) -> Section:
     heading = "5. Pneumonia prevalence per split"
     rows = stats.splits(ctx.manifest, ctx.label)
     if not rows:
-        return m.section("splits", heading, [m.note("The manifest has no split column.")])
+        return Section("splits", heading, [Note("The manifest has no split column.")])
     caption = (
         "Share of Pneumonia images in each split, with positives / images above each bar. Similar "
         "bars mean the split kept the class balance."
     )
-    body = [m.figure(figures.prevalence_by_split(rows), caption, "prevalence per split")]
+    body: list[Block] = [
+        Picture(figures.prevalence_by_split(rows), "prevalence per split", caption)
+    ]
     body.append(
-        m.table(
+        table(
             ["split", "images", "patients", "pneumonia", "prevalence"],
             [
                 [
@@ -160,7 +175,7 @@ def prevalence(ctx: Context) -> str:
                     r.images,
                     r.patients if r.patients is not None else "n/a",
                     r.pneumonia,
-                    m.percent(r.prevalence),
+                    percent(r.prevalence),
                 ]
                 for r in rows
             ],
@@ -170,27 +185,27 @@ def prevalence(ctx: Context) -> str:
     p = stats.patients(ctx.manifest)
     if p is None:
         body.append(
-            m.note(
+            Note(
                 "The dataset has no patient ids, so the split cannot be grouped by patient: "
                 "images of one patient may sit in different splits, and test scores may be "
                 "optimistic."
             )
         )
-        return m.section("splits", heading, body)
+        return Section("splits", heading, body)
     body.append(
-        m.para(
+        Para(
             f"{p.count:,} patients; images per patient: median {p.images_median:.0f}, "
             f"at most {p.images_max:,} (follow-up studies)."
         )
     )
     if p.in_several_splits:
         body.append(
-            m.note(
+            Note(
                 f"{p.in_several_splits:,} patients have images in more than one split: the "
                 "split leaks patients between train and evaluation.",
                 "warn",
             )
         )
     elif p.in_several_splits == 0:
-        body.append(m.note("No patient has images in more than one split.", "ok"))
-    return m.section("splits", heading, body)
+        body.append(Note("No patient has images in more than one split.", "ok"))
+    return Section("splits", heading, body)
