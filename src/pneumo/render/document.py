@@ -34,19 +34,17 @@ class Table:
     kind: ClassVar[str] = "table"
 
 
-@dataclass(frozen=True)
-class Para:
-    text: str
-    kind: ClassVar[str] = "para"
+Role = Literal["p", "h3", "na", "warn", "ok", "use"]
 
 
 @dataclass(frozen=True)
-class Note:
-    """A highlighted paragraph: ``na`` (not available), ``warn``, ``ok`` or ``use``."""
+class Text:
+    """A paragraph (``p``), a subheading (``h3``) or a highlighted paragraph: ``na`` (not
+    available), ``warn``, ``ok`` or ``use`` (what something is for)."""
 
     text: str
-    tone: Literal["na", "warn", "ok", "use"] = "na"
-    kind: ClassVar[str] = "note"
+    role: Role = "p"
+    kind: ClassVar[str] = "text"
 
 
 @dataclass(frozen=True)
@@ -57,12 +55,6 @@ class Picture:
     alt: str
     caption: str = ""
     kind: ClassVar[str] = "picture"
-
-
-@dataclass(frozen=True)
-class Subheading:
-    text: str
-    kind: ClassVar[str] = "subheading"
 
 
 @dataclass(frozen=True)
@@ -82,7 +74,19 @@ class Section:
     kind: ClassVar[str] = "section"
 
 
-Block = Table | Para | Note | Picture | Subheading | Bullets | Section
+Block = Table | Text | Picture | Bullets | Section
+
+
+def para(text: str) -> Text:
+    return Text(text)
+
+
+def note(text: str, tone: Literal["na", "warn", "ok", "use"] = "na") -> Text:
+    return Text(text, tone)
+
+
+def subheading(text: str) -> Text:
+    return Text(text, "h3")
 
 
 def cell(value: object, num: bool = False) -> Cell:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.metrics.arrays import probabilities
 from pneumo.reports.evaluation_text import render_markdown
 from pneumo.settings import Settings
@@ -25,8 +25,8 @@ from pneumo.settings import Settings
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-FIGURES = ("roc.png", "pr.png", "reliability.png", "confusion.png")
-FILES = ("metrics.json", *FIGURES, "report.md")
+FIGURES = (paths.ROC_FIGURE, paths.PR_FIGURE, paths.RELIABILITY_FIGURE, paths.CONFUSION_FIGURE)
+FILES = (paths.METRICS, *FIGURES, paths.REPORT_MD)
 
 
 def write_report(
@@ -45,6 +45,7 @@ def write_report(
     ``threshold_rule`` entry (see :meth:`pneumo.metrics.threshold.Threshold.to_dict`);
     ``y`` and ``p`` are the same arrays, needed again for the curves.
     """
+    from pneumo.render.figures import png
     from pneumo.reports import evaluation_figures as figures
 
     labels, scores = probabilities(y, p)
@@ -59,16 +60,19 @@ def write_report(
         files[name] = url
 
     document = {"title": title, "context": context, **summary}
-    put("metrics.json", (json.dumps(jsonable(document), indent=2, allow_nan=False) + "\n").encode())
+    text = json.dumps(jsonable(document), indent=2, allow_nan=False) + "\n"
+    put(paths.METRICS, text.encode())
     drawers: dict[str, Callable[[], Figure]] = {
-        "roc.png": lambda: figures.roc_figure(labels, scores, summary, title),
-        "pr.png": lambda: figures.pr_figure(labels, scores, summary, title),
-        "reliability.png": lambda: figures.reliability_figure(labels, scores, summary, title),
-        "confusion.png": lambda: figures.confusion_figure(summary, title),
+        paths.ROC_FIGURE: lambda: figures.roc_figure(labels, scores, summary, title),
+        paths.PR_FIGURE: lambda: figures.pr_figure(labels, scores, summary, title),
+        paths.RELIABILITY_FIGURE: lambda: figures.reliability_figure(
+            labels, scores, summary, title
+        ),
+        paths.CONFUSION_FIGURE: lambda: figures.confusion_figure(summary, title),
     }
     for name, draw in drawers.items():
-        put(name, figures.png(draw()))
-    put("report.md", render_markdown(summary, title=title, context=context).encode())
+        put(name, png(draw()))
+    put(paths.REPORT_MD, render_markdown(summary, title=title, context=context).encode())
     return files
 
 

@@ -1,71 +1,33 @@
-"""The evaluation report's figures, drawn on bare Agg figures.
+"""The evaluation report's figures, drawn on bare Agg figures (see :mod:`pneumo.render.figures`).
 
-No pyplot and no rcParams: every figure is a ``matplotlib.figure.Figure`` rendered with
-``FigureCanvasAgg``, so nothing global changes and a report can render in a server thread.
-Matplotlib is imported inside the functions to keep ``import pneumo.reports`` cheap.
 Each figure restates its key numbers (AUROC and CI, the operating point, ECE) so that it still
 makes sense when copied out of the report on its own.
 """
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from pneumo.metrics.arrays import BoolArray, FloatArray
 from pneumo.metrics.curves import pr_curve, roc_curve
+from pneumo.render import figures as plot
+from pneumo.render.figures import CURVE, FONT, GREY, NEGATIVE, OPERATING, POSITIVE, TEXT
+from pneumo.render.text import number, percent, with_interval
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 DPI = 110
-POSITIVE = "#c0392b"
-NEGATIVE = "#2e86c1"
-CURVE = "#1f4e79"
-OPERATING = "#e67e22"
-GREY = "#8c8c8c"
-TEXT = "#222222"
-FONT = 9
 
 
-def png(fig: Figure) -> bytes:
-    """``fig`` rendered with Agg as PNG bytes (no timestamp metadata, so output is stable)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=DPI, metadata={"Software": None})
-    return buffer.getvalue()
-
-
-def _figure(width: float, height: float, **grid: Any) -> Figure:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=DPI, facecolor="white")
-    fig.subplots_adjust(**({"left": 0.13, "right": 0.96, "bottom": 0.12, "top": 0.9} | grid))
-    return fig
-
-
-def _style(ax: Axes, title: str) -> None:
-    ax.spines[["top", "right"]].set_visible(False)
-    ax.grid(True, color="#e5e5e5", linewidth=0.8)
-    ax.set_axisbelow(True)
-    ax.tick_params(labelsize=FONT, colors=TEXT)
-    ax.set_title(title, fontsize=FONT + 2, color=TEXT, loc="left")
-
-
-def _ci(summary: dict[str, Any], name: str, digits: int = 3) -> str:
-    entry = summary.get(name)
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return "undefined"
-    text = f"{entry['value']:.{digits}f}"
-    if entry.get("ci_low") is not None and entry.get("ci_high") is not None:
-        level = round(100 * float(summary.get("bootstrap", {}).get("ci_level", 0.95)))
-        text += f" ({level}% CI {entry['ci_low']:.{digits}f}\u2013{entry['ci_high']:.{digits}f})"
-    return text
+def _ci(summary: dict[str, Any], name: str) -> str:
+    """The metric and its interval as the figures' legends show them, or "undefined"."""
+    level = round(100 * float(summary.get("bootstrap", {}).get("ci_level", 0.95)))
+    label = f"{level}% CI "
+    return with_interval(summary.get(name), sep="\u2013", label=label, missing="undefined")
 
 
 def _value(summary: dict[str, Any], name: str) -> float | None:
@@ -88,10 +50,34 @@ def _undefined(ax: Axes, message: str) -> None:
     )
 
 
-def roc_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], title: str) -> Figure:
-    fig = _figure(5.2, 5.0)
+def _figure(title: str) -> tuple[Figure, Axes]:
+    """A square plot of two rates on [0, 1], titled."""
+    fig = plot.figure(5.2, 5.0, dpi=DPI, left=0.676, right=0.208, bottom=0.6, top=0.5)
     ax = fig.add_subplot()
-    _style(ax, f"ROC curve \u2013 {title}")
+    plot.style(ax, "both", title)
+    return fig, ax
+
+
+def _operating_point(ax: Axes, x: float, y: float, label: str) -> None:
+    ax.plot(
+        [x], [y], "o", color=OPERATING, markersize=9, zorder=5, markeredgecolor="white", label=label
+    )
+
+
+def _finish(
+    ax: Axes, xlabel: str, ylabel: str, legend: Literal["lower left", "lower right"]
+) -> None:
+    """Both axes on [0, 1] at the same scale, labelled, and the legend at ``legend``."""
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel, fontsize=FONT + 1)
+    ax.set_ylabel(ylabel, fontsize=FONT + 1)
+    ax.legend(loc=legend, fontsize=FONT, frameon=True, framealpha=0.9)
+
+
+def roc_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], title: str) -> Figure:
+    fig, ax = _figure(f"ROC curve \u2013 {title}")
     ax.plot([0, 1], [0, 1], linestyle="--", color=GREY, linewidth=1, label="Chance (AUROC 0.5)")
     if y.all() or not y.any():
         _undefined(ax, "ROC undefined: the split has a single class")
@@ -100,80 +86,49 @@ def roc_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], title: str)
         ax.plot(fpr, tpr, color=CURVE, linewidth=2, label=f"AUROC {_ci(summary, 'auroc')}")
         sens, spec = _value(summary, "sensitivity"), _value(summary, "specificity")
         if sens is not None and spec is not None:
-            ax.plot(
-                [1 - spec],
-                [sens],
-                "o",
-                color=OPERATING,
-                markersize=9,
-                zorder=5,
-                markeredgecolor="white",
-                label=f"Threshold {summary['threshold']:.3g}: sens {sens:.3f}, spec {spec:.3f}",
-            )
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("False positive rate (1 - specificity)", fontsize=FONT + 1)
-    ax.set_ylabel("True positive rate (sensitivity)", fontsize=FONT + 1)
-    ax.legend(loc="lower right", fontsize=FONT, frameon=True, framealpha=0.9)
+            at = f"Threshold {summary['threshold']:.3g}"
+            _operating_point(ax, 1 - spec, sens, f"{at}: sens {number(sens)}, spec {number(spec)}")
+    xlabel, ylabel = "False positive rate (1 - specificity)", "True positive rate (sensitivity)"
+    _finish(ax, xlabel, ylabel, "lower right")
     return fig
 
 
 def pr_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], title: str) -> Figure:
-    fig = _figure(5.2, 5.0)
-    ax = fig.add_subplot()
-    _style(ax, f"Precision-recall curve \u2013 {title}")
+    fig, ax = _figure(f"Precision-recall curve \u2013 {title}")
     prevalence = float(summary["prevalence"])
     ax.axhline(
         prevalence,
         linestyle="--",
         color=GREY,
         linewidth=1,
-        label=f"Prevalence {prevalence:.3f} (no-skill baseline)",
+        label=f"Prevalence {number(prevalence)} (no-skill baseline)",
     )
     if not y.any():
         _undefined(ax, "Precision-recall undefined: no positive image")
     else:
         precision, recall, _ = pr_curve(y, p)
-        ax.step(
-            recall,
-            precision,
-            where="post",
-            color=CURVE,
-            linewidth=2,
-            label=f"AUPRC {_ci(summary, 'auprc')}",
-        )
+        label = f"AUPRC {_ci(summary, 'auprc')}"
+        ax.step(recall, precision, where="post", color=CURVE, linewidth=2, label=label)
         sens, ppv = _value(summary, "sensitivity"), _value(summary, "ppv")
         if sens is not None and ppv is not None:
-            ax.plot(
-                [sens],
-                [ppv],
-                "o",
-                color=OPERATING,
-                markersize=9,
-                zorder=5,
-                markeredgecolor="white",
-                label=f"Threshold {summary['threshold']:.3g}: "
-                f"recall {sens:.3f}, precision {ppv:.3f}",
-            )
-    ax.set_xlim(-0.01, 1.01)
-    ax.set_ylim(-0.01, 1.01)
-    ax.set_aspect("equal")
-    ax.set_xlabel("Recall (sensitivity)", fontsize=FONT + 1)
-    ax.set_ylabel("Precision (PPV)", fontsize=FONT + 1)
-    ax.legend(loc="lower left", fontsize=FONT, frameon=True, framealpha=0.9)
+            at = f"Threshold {summary['threshold']:.3g}"
+            _operating_point(ax, sens, ppv, f"{at}: recall {number(sens)}, precision {number(ppv)}")
+    _finish(ax, "Recall (sensitivity)", "Precision (PPV)", "lower left")
     return fig
 
 
 def reliability_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], title: str) -> Figure:
-    fig = _figure(5.2, 6.8, bottom=0.08, top=0.83, hspace=0.16)
+    fig = plot.figure(
+        5.2, 6.8, dpi=DPI, left=0.676, right=0.208, bottom=0.544, top=1.156, hspace=0.16
+    )
     grid = fig.add_gridspec(2, 1, height_ratios=[3, 1.3])
     ax = fig.add_subplot(grid[0])
     hist = fig.add_subplot(grid[1], sharex=ax)
-    _style(ax, "")
-    _style(hist, "")
+    plot.style(ax, "both")
+    plot.style(hist, "both")
+    scores = f"ECE {number(summary['ece'])} \u00b7 Brier {number(summary['brier'])}"
     fig.suptitle(
-        f"Calibration \u2013 {title}\nECE {summary['ece']:.3f} \u00b7 Brier {summary['brier']:.3f}"
+        f"Calibration \u2013 {title}\n{scores}"
         f" ({summary['reliability']['n_bins']} equal-width bins)",
         x=0.13,
         y=0.985,
@@ -233,7 +188,7 @@ def reliability_figure(y: BoolArray, p: FloatArray, summary: dict[str, Any], tit
     hist.set_xlim(-0.01, 1.01)
     hist.set_xlabel("Predicted probability", fontsize=FONT + 1)
     hist.set_ylabel("Images", fontsize=FONT + 1)
-    hist.yaxis.set_major_formatter(lambda v, _pos: f"{v:,.0f}")
+    plot.thousands(hist.yaxis)
     hist.legend(
         loc="lower center", bbox_to_anchor=(0.5, 1.0), fontsize=FONT - 1, ncols=3, frameon=False
     )
@@ -248,7 +203,7 @@ def _wilson(rate: FloatArray, n: FloatArray, z: float = 1.96) -> tuple[FloatArra
 
 
 def confusion_figure(summary: dict[str, Any], title: str) -> Figure:
-    fig = _figure(5.2, 4.4, left=0.27, right=0.95, bottom=0.16, top=0.86)
+    fig = plot.figure(5.2, 4.4, dpi=DPI, left=1.404, right=0.26, bottom=0.704, top=0.616)
     ax = fig.add_subplot()
     c = summary["confusion"]
     counts = np.array([[c["tn"], c["fp"]], [c["fn"], c["tp"]]], dtype=np.float64)
@@ -263,7 +218,8 @@ def confusion_figure(summary: dict[str, Any], title: str) -> Figure:
             ax.text(
                 j,
                 i,
-                f"{names[i][j]}\n{int(counts[i, j]):,}\n{share[i, j]:.1%} of {rows[i]}",
+                f"{names[i][j]}\n{number(int(counts[i, j]))}\n"
+                f"{percent(share[i, j], 1, unit='%')} of {rows[i]}",
                 ha="center",
                 va="center",
                 fontsize=FONT + 1,

@@ -9,53 +9,30 @@ from __future__ import annotations
 
 from typing import Any
 
-HEADLINE = (
-    ("auroc", "AUROC"),
-    ("auprc", "AUPRC (average precision)"),
-    ("sensitivity", "Sensitivity (recall)"),
-    ("specificity", "Specificity"),
-    ("ppv", "PPV (precision)"),
-    ("npv", "NPV"),
-    ("accuracy", "Accuracy"),
-    ("f1", "F1"),
-)
+from pneumo import paths
+from pneumo.metrics.names import LABELS, METRICS
+from pneumo.render.markdown import table
+from pneumo.render.text import interval, number, percent, with_interval
+
+# The headline table's rows: every metric, named as people read it.
+HEADLINE = tuple((key, LABELS[key]) for key in METRICS)
 # Fewer positives than this in the evaluated split earns a caveat about wide intervals.
 FEW_POSITIVES = 50
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+CI_SEP = " - "  # an interval in report.md: "0.880 - 0.940"
+SUBGROUP_METRICS = ("auroc", "sensitivity", "specificity")
 
 
 def _interval(entry: Any) -> str:
-    if not isinstance(entry, dict) or entry.get("ci_low") is None or entry.get("ci_high") is None:
-        return "-"
-    return f"{entry['ci_low']:.3f} - {entry['ci_high']:.3f}"
-
-
-def _with_ci(entry: Any) -> str:
-    if not isinstance(entry, dict) or entry.get("value") is None:
-        return "n/a"
-    ci = _interval(entry)
-    return _fmt(entry["value"]) + ("" if ci == "-" else f" ({ci})")
-
-
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return interval(entry, sep=CI_SEP) or "-"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return [*out, ""]
+    return [table(header, rows), ""]
+
+
+def _share(count: int, fraction: float, digits: int) -> str:
+    """``"1,234 (12.3%)"``: a count and its share."""
+    return f"{number(count)} ({percent(fraction, digits, unit='%')})"
 
 
 def threshold_sentence(summary: dict[str, Any]) -> str:
@@ -68,12 +45,12 @@ def threshold_sentence(summary: dict[str, Any]) -> str:
         how = "maximising Youden's J (sensitivity + specificity - 1)"
     else:
         target = rule.get("target")
-        how = "taking the highest threshold whose sensitivity is >= " + _fmt(target, 2)
+        how = "taking the highest threshold whose sensitivity is >= " + number(target, 2)
     where = rule.get("chosen_on", "val")
-    n_val = f" (n={rule['n_val']:,})" if rule.get("n_val") else ""
+    n_val = f" (n={number(rule['n_val'])})" if rule.get("n_val") else ""
     achieved = (
-        f" There{n_val} it gave sensitivity {_fmt(rule.get('val_sensitivity'))}"
-        f" / specificity {_fmt(rule.get('val_specificity'))}."
+        f" There{n_val} it gave sensitivity {number(rule.get('val_sensitivity'))}"
+        f" / specificity {number(rule.get('val_specificity'))}."
     )
     return f"Threshold {value}, chosen on the **{where}** split by {how}.{achieved}"
 
@@ -84,19 +61,20 @@ def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, A
     level = round(100 * float(boot.get("ci_level", 0.95)))
     lines = [f"# Evaluation report: {title}", ""]
     lines += ["## What was evaluated", ""]
-    facts = [[str(k).replace("_", " "), _fmt(v, 4)] for k, v in context.items()]
+    patients = summary.get("n_patients")
+    facts = [[str(k).replace("_", " "), number(v, 4)] for k, v in context.items()]
     facts += [
-        ["images", _fmt(summary["n"])],
-        ["patients", _fmt(summary.get("n_patients")) if summary.get("n_patients") else "unknown"],
-        ["positives (pneumonia)", f"{summary['positives']:,} ({summary['prevalence']:.1%})"],
+        ["images", number(summary["n"])],
+        ["patients", number(patients) if patients else "unknown"],
+        ["positives (pneumonia)", _share(summary["positives"], summary["prevalence"], 1)],
     ]
     lines += _table(["", ""], facts)
 
     lines += ["## Headline metrics", ""]
     if boot.get("n_boot"):
         lines += [
-            f"{level}% confidence intervals: percentile bootstrap, {boot['n_boot']:,} resamples of "
-            f"**{unit}s** (seed {boot.get('seed')}).",
+            f"{level}% confidence intervals: percentile bootstrap, {number(boot['n_boot'])} "
+            f"resamples of **{unit}s** (seed {boot.get('seed')}).",
             "",
         ]
     else:
@@ -105,16 +83,10 @@ def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, A
     for key, name in HEADLINE:
         entry = summary.get(key) or {}
         value = entry.get("value")
-        rows.append(
-            [
-                name,
-                _fmt(value) if value is not None else "n/a",
-                _interval(entry),
-                entry.get("reason", ""),
-            ]
-        )
+        rows.append([name, number(value, missing="n/a"), _interval(entry), entry.get("reason", "")])
     lines += _table(["Metric", "Value", f"{level}% CI", "Note"], rows)
-    lines += ["![ROC curve](roc.png)", "", "![Precision-recall curve](pr.png)", ""]
+    lines += [f"![ROC curve]({paths.ROC_FIGURE})", ""]
+    lines += [f"![Precision-recall curve]({paths.PR_FIGURE})", ""]
 
     lines += ["## Operating threshold", "", threshold_sentence(summary), ""]
     lines += ["## Confusion matrix", ""]
@@ -122,11 +94,11 @@ def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, A
     lines += _table(
         ["", "Predicted: no pneumonia", "Predicted: pneumonia"],
         [
-            ["**Actual: no pneumonia**", f"TN {c['tn']:,}", f"FP {c['fp']:,}"],
-            ["**Actual: pneumonia**", f"FN {c['fn']:,}", f"TP {c['tp']:,}"],
+            ["**Actual: no pneumonia**", f"TN {number(c['tn'])}", f"FP {number(c['fp'])}"],
+            ["**Actual: pneumonia**", f"FN {number(c['fn'])}", f"TP {number(c['tp'])}"],
         ],
     )
-    lines += ["![Confusion matrix](confusion.png)", ""]
+    lines += [f"![Confusion matrix]({paths.CONFUSION_FIGURE})", ""]
     lines += _calibration(summary)
     lines += _subgroups(summary)
     lines += ["## Caveats", ""]
@@ -140,12 +112,12 @@ def _calibration(summary: dict[str, Any]) -> list[str]:
         "## Calibration",
         "",
         f"Expected calibration error (ECE, {bins['n_bins']} equal-width bins): "
-        f"**{summary['ece']:.3f}**; Brier score: **{summary['brier']:.3f}** "
+        f"**{number(summary['ece'])}**; Brier score: **{number(summary['brier'])}** "
         "(lower is better for both).",
         "",
     ]
     rows = [
-        [f"{lo:.1f} - {hi:.1f}", f"{n:,}", _fmt(mp), _fmt(ob)]
+        [f"{number(lo, 1)}{CI_SEP}{number(hi, 1)}", number(n), number(mp), number(ob)]
         for lo, hi, n, mp, ob in zip(
             bins["edges"][:-1],
             bins["edges"][1:],
@@ -156,7 +128,7 @@ def _calibration(summary: dict[str, Any]) -> list[str]:
         )
     ]
     lines += _table(["Predicted p", "Images", "Mean predicted", "Observed rate"], rows)
-    return [*lines, "![Reliability diagram](reliability.png)", ""]
+    return [*lines, f"![Reliability diagram]({paths.RELIABILITY_FIGURE})", ""]
 
 
 def _subgroups(summary: dict[str, Any]) -> list[str]:
@@ -174,11 +146,9 @@ def _subgroups(summary: dict[str, Any]) -> list[str]:
         rows = [
             [
                 str(value),
-                _fmt(e["n"]),
-                f"{e['positives']:,} ({e['prevalence']:.0%})",
-                _with_ci(e.get("auroc")),
-                _with_ci(e.get("sensitivity")),
-                _with_ci(e.get("specificity")),
+                number(e["n"]),
+                _share(e["positives"], e["prevalence"], 0),
+                *(with_interval(e.get(k), sep=CI_SEP) for k in SUBGROUP_METRICS),
                 e.get("reason") or "",
             ]
             for value, e in values.items()
@@ -223,15 +193,16 @@ def caveats(summary: dict[str, Any], context: dict[str, Any]) -> list[str]:
     elif rule.get("method") == "sensitivity" and summary.get("sensitivity", {}).get("value"):
         sens, target = summary["sensitivity"]["value"], rule.get("target") or 0.0
         if sens < target:
-            ci = _interval(summary["sensitivity"])
+            ci = interval(summary["sensitivity"], sep=CI_SEP)
+            shown = number(sens) + ("" if ci is None else f", CI {ci}")
             out.append(
-                f"Sensitivity here ({sens:.3f}{'' if ci == '-' else f', CI {ci}'}) falls short "
-                f"of the {target:.2f} target met on validation: the threshold does not transfer "
-                "exactly."
+                f"Sensitivity here ({shown}) falls short of the {number(target, 2)} target met "
+                "on validation: the threshold does not transfer exactly."
             )
     out.append(
-        f"PPV and NPV depend on prevalence ({summary['prevalence']:.1%} here); they change in a "
-        "population with a different pneumonia rate, sensitivity and specificity much less."
+        f"PPV and NPV depend on prevalence ({percent(summary['prevalence'], 1, unit='%')} here); "
+        "they change in a population with a different pneumonia rate, sensitivity and "
+        "specificity much less."
     )
     skipped = {k: v for k, v in summary.get("bootstrap", {}).get("skipped", {}).items() if v}
     if skipped:
@@ -252,7 +223,7 @@ def caveats(summary: dict[str, Any], context: dict[str, Any]) -> list[str]:
         )
     if summary.get("ece", 0.0) > 0.1:
         out.append(
-            f"ECE {summary['ece']:.3f}: predicted probabilities are poorly calibrated; do not read "
-            "them as risks without recalibration."
+            f"ECE {number(summary['ece'])}: predicted probabilities are poorly calibrated; do "
+            "not read them as risks without recalibration."
         )
     return out

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pneumo.data.schema import SPLITS
-from pneumo.render.document import Block, Note, Subheading, table
+from pneumo.render.document import Block, note, subheading, table
 from pneumo.render.text import DASH, count, percent
 
 MAX_PROBLEM_EXAMPLES = 20
@@ -51,7 +51,7 @@ def split_breakdown(
     for split, counts in sorted(per_split.items(), key=lambda kv: split_rank(kv[0])):
         by_name = {str(k): v for k, v in mapping(counts).items()}
         rows.append([str(split), *(as_int(by_name.get(c, 0)) for c in columns)])
-    return [Subheading(caption), table(["split", *columns], rows)]
+    return [subheading(caption), table(["split", *columns], rows)]
 
 
 def splits(per_split: Mapping[str, Any]) -> list[Block]:
@@ -72,16 +72,16 @@ def splits(per_split: Mapping[str, Any]) -> list[Block]:
             ]
         )
     head = ["split", "images", "patients", "pneumonia", "prevalence"]
-    return [Subheading("Splits (data card)"), table(head, rows, right=range(1, 5))]
+    return [subheading("Splits (data card)"), table(head, rows, right=range(1, 5))]
 
 
 def problems(found: Mapping[str, Any]) -> list[Block]:
     """The problem files prepare left out: counts by reason, then the first examples."""
     if not found.get("total"):
-        return [Note("No problem files were found while preparing the data.", "ok")]
+        return [note("No problem files were found while preparing the data.", "ok")]
     reasons = mapping(found.get("by_reason"))
     out: list[Block] = [
-        Subheading("Problems by reason"),
+        subheading("Problems by reason"),
         table(["reason", "files"], [[str(k), as_int(v)] for k, v in reasons.items()]),
     ]
     raw = found.get("examples")
@@ -93,5 +93,5 @@ def problems(found: Mapping[str, Any]) -> list[Block]:
         total = as_int(found.get("total"))
         some = isinstance(total, int) and len(examples) < total
         shown = f"first {len(examples)}" if some else "all"
-        out += [Subheading(f"Problem files ({shown})"), table(columns, rows)]
+        out += [subheading(f"Problem files ({shown})"), table(columns, rows)]
     return out

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pneumo.data import schema
-from pneumo.render.document import Block, Note, Para, Picture, Section, Subheading, Table, table
+from pneumo.render.document import Block, Picture, Section, Table, note, para, subheading, table
 from pneumo.reports.eda import image_figures, stats
 from pneumo.reports.eda.label_sections import METADATA_ONLY_WHY, Context
 
@@ -27,7 +27,7 @@ def _sizes(width: stats.FloatArray, height: stats.FloatArray) -> list[Block]:
     w, h = stats.describe(width), stats.describe(height)
     if w is not None and h is not None and w["min"] == w["max"] and h["min"] == h["max"]:
         one = f"{w['min']:.0f} x {h['min']:.0f}"
-        return [Para(f"All {int(w['n']):,} images with a recorded size are {one} px.")]
+        return [para(f"All {int(w['n']):,} images with a recorded size are {one} px.")]
     caption = (
         "Original width and height of the images (left) and their aspect ratio (right), "
         "before any resizing for the cache or the model."
@@ -38,18 +38,18 @@ def _sizes(width: stats.FloatArray, height: stats.FloatArray) -> list[Block]:
 
 def images(ctx: Context) -> Section:
     heading = "6. Image size and intensity"
-    body: list[Block] = [Subheading("Original image size")]
+    body: list[Block] = [subheading("Original image size")]
     width = stats.floats(ctx.manifest, schema.ORIG_WIDTH)
     height = stats.floats(ctx.manifest, schema.ORIG_HEIGHT)
     if width is None or height is None:
-        body.append(Note("Original image sizes are not recorded for this dataset."))
+        body.append(note("Original image sizes are not recorded for this dataset."))
     else:
         body += _sizes(width, height)
-    body.append(Subheading("Pixel intensity"))
+    body.append(subheading("Pixel intensity"))
     mean = stats.floats(ctx.manifest, schema.MEAN_INTENSITY)
     std = stats.floats(ctx.manifest, schema.STD_INTENSITY)
     if not ctx.has_images or mean is None or std is None:
-        body.append(Note("Intensity statistics are not available. " + METADATA_ONLY_WHY))
+        body.append(note("Intensity statistics are not available. " + METADATA_ONLY_WHY))
         return Section("images", heading, body)
     caption = (
         "Distribution of each image's mean (left) and standard deviation (right) of pixel "
@@ -58,13 +58,13 @@ def images(ctx: Context) -> Section:
     )
     by_mean, by_std = stats.by_class(mean, ctx.label), stats.by_class(std, ctx.label)
     if not any(v.size for v in by_mean.values()):
-        body.append(Note("No image has both intensity statistics and a known label."))
+        body.append(note("No image has both intensity statistics and a known label."))
         return Section("images", heading, body)
     uri = image_figures.intensity_histograms(by_mean, by_std)
     body.append(Picture(uri, "intensity", caption))
     modes = stats.value_counts(ctx.manifest, schema.SRC_MODE)
     if modes:
-        body.append(Subheading("Source pixel modes (Pillow)"))
+        body.append(subheading("Source pixel modes (Pillow)"))
         body.append(table(["mode", "images"], [[k, v] for k, v in modes.items()]))
     return Section("images", heading, body)
 
@@ -76,9 +76,9 @@ def samples(ctx: Context, chosen: Samples | None) -> Section:
     heading = "7. Sample images"
     if not chosen or not any(chosen.values()):
         why = METADATA_ONLY_WHY if not ctx.has_images else "No sample images were supplied."
-        return Section("samples", heading, [Note("Sample images are not available. " + why)])
+        return Section("samples", heading, [note("Sample images are not available. " + why)])
     body: list[Block] = [
-        Para(
+        para(
             "A few cached images of each class, each beside the histogram of its standardized "
             "pixel intensities (pixel minus the image's mean, divided by its standard deviation)."
         )
@@ -87,11 +87,11 @@ def samples(ctx: Context, chosen: Samples | None) -> Section:
         c for c in chosen if c not in stats.CLASSES
     ]
     for cls in order:
-        body.append(Subheading(cls))
+        body.append(subheading(cls))
         for image_id, image in chosen[cls]:
             pixels = np.asarray(image)
             if pixels.ndim not in (2, 3) or pixels.size == 0:
-                body.append(Note(f"{image_id}: not a 2-D image (shape {pixels.shape})."))
+                body.append(note(f"{image_id}: not a 2-D image (shape {pixels.shape})."))
                 continue
             caption = (
                 f"{image_id} ({cls}): {pixels.shape[1]}x{pixels.shape[0]} px in the cache, mean "

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pneumo.data import schema
-from pneumo.render.document import Block, Note, Para, Picture, Section, table
+from pneumo.render.document import Block, Picture, Section, note, para, table
 from pneumo.render.text import percent
 from pneumo.reports.eda import label_figures as figures
 from pneumo.reports.eda import stats
@@ -45,10 +45,10 @@ def _composition(
     counts = stats.category_by_class(ctx.manifest, col, ctx.label, order)
     if counts is None:
         if stats.column(ctx.manifest, col) is None:
-            note = Note(f"{what.capitalize()} is not recorded for this dataset.")
+            why = f"{what.capitalize()} is not recorded for this dataset."
         else:
-            note = Note(f"No image has both a {what} and a known label.")
-        return Section(anchor, heading, [note])
+            why = f"No image has both a {what} and a known label."
+        return Section(anchor, heading, [note(why)])
     uri = figures.composition_by_class(counts, what)
     caption = (
         f"Share of each {what} within each class (Pneumonia above, No Pneumonia below), counts in "
@@ -75,11 +75,11 @@ def age(ctx: Context) -> Section:
     heading = "2. Age distribution"
     ages = stats.floats(ctx.manifest, schema.AGE)
     if ages is None:
-        return Section("age", heading, [Note("Age is not recorded for this dataset.")])
+        return Section("age", heading, [note("Age is not recorded for this dataset.")])
     overall = stats.describe(ages)
     per_class = stats.by_class(ages, ctx.label)
     if not any(v.size for v in per_class.values()):
-        return Section("age", heading, [Note("No image has both an age and a known label.")])
+        return Section("age", heading, [note("No image has both an age and a known label.")])
     parts = []
     for cls, values in per_class.items():
         d = stats.describe(values)
@@ -99,7 +99,7 @@ def age(ctx: Context) -> Section:
         "Pneumonia class is as visible as the common one; the legend gives counts and means."
     )
     body: list[Block] = [
-        Para(text),
+        para(text),
         Picture(figures.age_histogram(per_class), "age histogram", caption),
     ]
     bands = [name for name, _, _ in schema.AGE_BANDS] + [stats.UNKNOWN]
@@ -115,9 +115,9 @@ def findings(ctx: Context) -> Section:
             "Finding labels are not available for this dataset: it only records Pneumonia versus "
             "normal, so the finding counts and their co-occurrence cannot be shown."
         )
-        return Section("findings", heading, [Note(text)])
+        return Section("findings", heading, [note(text)])
     body: list[Block] = [
-        Para(
+        para(
             f"{f.labelled:,} images have finding labels; {f.no_finding:,} of them have none of "
             f"the {len(f.names)} findings (No Finding). An image can carry several findings."
         )
@@ -125,7 +125,7 @@ def findings(ctx: Context) -> Section:
     if f.pneumonia_alone is not None and stats.POSITIVE in f.names:
         total = int(f.counts[f.names.index(stats.POSITIVE)])
         body.append(
-            Para(
+            para(
                 f"Of the {total:,} Pneumonia images, {f.pneumonia_alone:,} have no other finding "
                 f"and {total - f.pneumonia_alone:,} carry at least one other."
             )
@@ -158,7 +158,7 @@ def prevalence(ctx: Context) -> Section:
     heading = "5. Pneumonia prevalence per split"
     rows = stats.splits(ctx.manifest, ctx.label)
     if not rows:
-        return Section("splits", heading, [Note("The manifest has no split column.")])
+        return Section("splits", heading, [note("The manifest has no split column.")])
     caption = (
         "Share of Pneumonia images in each split, with positives / images above each bar. Similar "
         "bars mean the split kept the class balance."
@@ -185,7 +185,7 @@ def prevalence(ctx: Context) -> Section:
     p = stats.patients(ctx.manifest)
     if p is None:
         body.append(
-            Note(
+            note(
                 "The dataset has no patient ids, so the split cannot be grouped by patient: "
                 "images of one patient may sit in different splits, and test scores may be "
                 "optimistic."
@@ -193,19 +193,19 @@ def prevalence(ctx: Context) -> Section:
         )
         return Section("splits", heading, body)
     body.append(
-        Para(
+        para(
             f"{p.count:,} patients; images per patient: median {p.images_median:.0f}, "
             f"at most {p.images_max:,} (follow-up studies)."
         )
     )
     if p.in_several_splits:
         body.append(
-            Note(
+            note(
                 f"{p.in_several_splits:,} patients have images in more than one split: the "
                 "split leaks patients between train and evaluation.",
                 "warn",
             )
         )
     elif p.in_several_splits == 0:
-        body.append(Note("No patient has images in more than one split.", "ok"))
+        body.append(note("No patient has images in more than one split.", "ok"))
     return Section("splits", heading, body)

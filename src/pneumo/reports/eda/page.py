@@ -17,7 +17,7 @@ import pandas as pd
 
 import pneumo
 from pneumo.data import schema
-from pneumo.render.document import Block, Bullets, Cell, Note, Section, Subheading, key_values
+from pneumo.render.document import Block, Bullets, Cell, Section, key_values, note, subheading
 from pneumo.render.html import render
 from pneumo.render.text import DASH, count, percent
 from pneumo.reports.eda import card_tables, image_sections, stats
@@ -81,7 +81,7 @@ def _summary(ctx: sections.Context) -> Section:
     body: list[Block] = [key_values(pairs)]
     if not ctx.has_images:
         body.append(
-            Note(
+            note(
                 "Metadata-only report: the intensity statistics (section 6) and the sample images "
                 "(section 7) are not available. " + sections.METADATA_ONLY_WHY
             )
@@ -91,7 +91,7 @@ def _summary(ctx: sections.Context) -> Section:
         body += card_tables.problems(problems)
     notes = card.get("notes")
     if isinstance(notes, list) and notes:
-        body += [Subheading("Notes"), Bullets([str(n) for n in notes], "notes")]
+        body += [subheading("Notes"), Bullets([str(n) for n in notes], "notes")]
     return Section("summary", "Summary", body)
 
 
