@@ -86,7 +86,7 @@ def _short(value: Any) -> str:
 
 def curves_png(subjects: list[Subject]) -> bytes | None:
     from pneumo.metrics.curves import pr_curve, roc_curve
-    from pneumo.reports.evaluation_figures import png
+    from pneumo.render.figures import png
 
     usable = [
         s for s in subjects
