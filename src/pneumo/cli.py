@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Literal
+from typing import Annotated, Any
 
 import typer
 
 from pneumo.errors import PneumoError
+
+
+def opt(help: str, *names: str) -> Any:
+    return typer.Option(*names, help=help)
+
+
+def arg(help: str) -> Any:
+    return typer.Argument(help=help)
+
 
 app = typer.Typer(
     name="pneumo",
@@ -24,23 +33,18 @@ fetch_app = typer.Typer(
 )
 app.add_typer(fetch_app, name="fetch")
 
-ConfigOpt = Annotated[
-    str | None, typer.Option("--config", "-c", help="Experiment config YAML (path or URL).")
-]
+ConfigOpt = Annotated[str | None, opt("Experiment config YAML (path or URL).", "--config", "-c")]
 Overrides = Annotated[
     list[str] | None,
     typer.Argument(
         help="Dotted overrides, e.g. prepare.image_size=128 split.seed=1.", show_default=False
     ),
 ]
-NameOpt = Annotated[str | None, typer.Option("--name", help="Name to register the dataset under.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-MirrorOpt = Annotated[
-    str | None, typer.Option(help="Base URL of a mirror holding the same file names.")
-]
+NameOpt = Annotated[str | None, opt("Name to register the dataset under.", "--name")]
+QuietOpt = Annotated[bool, opt("No progress bars.", "--quiet", "-q")]
+MirrorOpt = Annotated[str | None, opt("Base URL of a mirror holding the same file names.")]
 DatasetOpt = Annotated[
-    str | None,
-    typer.Option("--dataset", "-d", help="Dataset name or path; default: the last fetched."),
+    str | None, opt("Dataset name or path; default: the last.", "--dataset", "-d")
 ]
 
 
@@ -53,7 +57,7 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
 
 @fetch_app.command("synthetic")
 def fetch_synthetic(
-    name: Annotated[str, typer.Option(help="Dataset name.")] = "synthetic",
+    name: Annotated[str, opt("Dataset name.")] = "synthetic",
     config: ConfigOpt = None,
     overrides: Overrides = None,
     quiet: QuietOpt = False,
@@ -66,9 +70,7 @@ def fetch_synthetic(
 
 @fetch_app.command("local")
 def fetch_local(
-    path: Annotated[
-        str, typer.Argument(help="Folder in NIH or Kermany layout, or an NIH label file.")
-    ],
+    path: Annotated[str, arg("Folder in NIH or Kermany layout, or an NIH label file.")],
     name: NameOpt = None,
 ) -> None:
     """Register an existing dataset without copying it (layout detected)."""
@@ -77,43 +79,26 @@ def fetch_local(
     typer.echo(fetch.run_local(path, name).summary())
 
 
-def _fetch_remote(
-    source: Literal["nih", "kermany"], parts: list[int] | None, mirror: str | None, name: str | None
-) -> None:
-    from pneumo.stages import fetch
-
-    typer.echo(fetch.run_remote(source, parts, mirror, name).summary())
-
-
 @fetch_app.command("nih")
 def fetch_nih(
     parts: Annotated[
-        str | None, typer.Option(help="Archives to take, e.g. '1,2' or '1-3' (of 12); default all.")
+        str | None, opt("Archives to take, e.g. '1,2' or '1-3' (of 12); default all.")
     ] = None,
     mirror: MirrorOpt = None,
     name: NameOpt = None,
 ) -> None:
     """Download NIH ChestX-ray14 (resumable, verified) and extract it in the NIH layout."""
-    _fetch_remote("nih", _parse_parts(parts), mirror, name)
+    from pneumo.stages import fetch
+
+    typer.echo(fetch.run_remote("nih", parts, mirror, name).summary())
 
 
 @fetch_app.command("kermany")
 def fetch_kermany(mirror: MirrorOpt = None, name: NameOpt = None) -> None:
     """Download the Kermany pediatric set (Mendeley Data, CC BY 4.0) in the Kermany layout."""
-    _fetch_remote("kermany", None, mirror, name)
+    from pneumo.stages import fetch
 
-
-def _parse_parts(text: str | None) -> list[int] | None:
-    if not text:
-        return None
-    out: list[int] = []
-    try:
-        for piece in text.split(","):
-            lo, _, hi = piece.partition("-")
-            out.extend(range(int(lo), int(hi or lo) + 1))
-    except ValueError:
-        raise PneumoError(f"--parts {text!r} is not a list like '1,2' or '1-3'") from None
-    return out
+    typer.echo(fetch.run_remote("kermany", None, mirror, name).summary())
 
 
 @app.command("datasets")
@@ -129,9 +114,9 @@ def prepare(
     dataset: DatasetOpt = None,
     config: ConfigOpt = None,
     overrides: Overrides = None,
-    strict: Annotated[bool, typer.Option(help="Make every data problem fatal.")] = False,
+    strict: Annotated[bool, opt("Make every data problem fatal.")] = False,
     metadata_only: Annotated[
-        bool, typer.Option("--metadata-only", help="Use the label file only, no images.")
+        bool, opt("Use the label file only, no images.", "--metadata-only")
     ] = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -148,7 +133,7 @@ def prepare(
 @app.command("eda")
 def eda(
     dataset: DatasetOpt = None,
-    out: Annotated[str | None, typer.Option(help="Where to write the HTML report.")] = None,
+    out: Annotated[str | None, opt("Where to write the HTML report.")] = None,
 ) -> None:
     """Write a self-contained HTML report on a prepared dataset."""
     from pneumo.stages import eda as stage
@@ -162,12 +147,10 @@ def train(
     config: ConfigOpt = None,
     overrides: Overrides = None,
     resume: Annotated[
-        str | None,
-        typer.Option(help="Continue a killed run: its run id, its folder, or 'last'."),
+        str | None, opt("Continue a killed run: its run id, its folder, or 'last'.")
     ] = None,
     export: Annotated[
-        str | None,
-        typer.Option(help="Also copy best.pt and history to this folder (fixed path, for DVC)."),
+        str | None, opt("Also copy best.pt and history to this folder (fixed path, for DVC).")
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -188,15 +171,13 @@ def train(
 @app.command("evaluate")
 def evaluate(
     run: Annotated[
-        str, typer.Argument(help="Run id, run folder, checkpoint (.pt) path or URL, or 'last'.")
+        str, arg("Run id, run folder, checkpoint (.pt) path or URL, or 'last'.")
     ] = "last",
     config: ConfigOpt = None,
     overrides: Overrides = None,
-    split: Annotated[str | None, typer.Option(help="train | val | test (default: test).")] = None,
+    split: Annotated[str | None, opt("train | val | test (default: test).")] = None,
     dataset: DatasetOpt = None,
-    out: Annotated[
-        str | None, typer.Option(help="Folder for metrics.json, report.md, figures.")
-    ] = None,
+    out: Annotated[str | None, opt("Folder for metrics.json, report.md, figures.")] = None,
 ) -> None:
     """Metrics with confidence intervals on a split, at a threshold chosen on validation."""
     from pneumo.stages import evaluate as stage
@@ -207,17 +188,14 @@ def evaluate(
 
 @app.command("register")
 def register(
-    run: Annotated[
-        str, typer.Argument(help="Run id, run folder, checkpoint (.pt), or 'last'.")
-    ] = "last",
+    run: Annotated[str, arg("Run id, run folder, checkpoint (.pt), or 'last'.")] = "last",
     config: ConfigOpt = None,
     overrides: Overrides = None,
     evaluation: Annotated[
-        str | None,
-        typer.Option(help="Folder of the test evaluation to card (default: the run's eval-test)."),
+        str | None, opt("Folder of the test evaluation to card (default: the run's eval-test).")
     ] = None,
     out: Annotated[
-        str | None, typer.Option(help="Where to write the package (default: the run's model/).")
+        str | None, opt("Where to write the package (default: the run's model/).")
     ] = None,
 ) -> None:
     """Export a run's best model to ONNX, check parity, write its card, register a challenger."""
@@ -230,11 +208,11 @@ def register(
 @app.command("promote")
 def promote(
     version: Annotated[
-        str | None, typer.Option(help="Version to promote (default: the challenger); rollback.")
+        str | None, opt("Version to promote (default: the challenger); rollback.")
     ] = None,
-    force: Annotated[bool, typer.Option(help="Promote even if the gate fails (recorded).")] = False,
-    reason: Annotated[str, typer.Option(help="Why: recorded with the promotion.")] = "",
-    history: Annotated[bool, typer.Option(help="List versions and past promotions.")] = False,
+    force: Annotated[bool, opt("Promote even if the gate fails (recorded).")] = False,
+    reason: Annotated[str, opt("Why: recorded with the promotion.")] = "",
+    history: Annotated[bool, opt("List versions and past promotions.")] = False,
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
@@ -251,13 +229,13 @@ def promote(
 @app.command("report")
 def report(
     candidate: Annotated[
-        str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/N, or a run id / 'last'.")
+        str, arg("models:/NAME@ALIAS, models:/NAME/N, or a run id / 'last'.")
     ] = "models:/pneumonia@challenger",
     baseline: Annotated[
-        str, typer.Argument(help="What to compare with (default: the champion).")
+        str, arg("What to compare with (default: the champion).")
     ] = "models:/pneumonia@champion",
-    out: Annotated[str | None, typer.Option(help="Folder for report.md, report.html.")] = None,
-    split: Annotated[str, typer.Option(help="Evaluation split of runs.")] = "test",
+    out: Annotated[str | None, opt("Folder for report.md, report.html.")] = None,
+    split: Annotated[str, opt("Evaluation split of runs.")] = "test",
     config: ConfigOpt = None,
     overrides: Overrides = None,
 ) -> None:
@@ -271,13 +249,10 @@ def report(
 @app.command("serve")
 def serve(
     model: Annotated[
-        str | None,
-        typer.Argument(
-            help="models:/pneumonia@champion (default), models:/NAME/VERSION, or a package folder."
-        ),
+        str | None, arg("models:/NAME@ALIAS (champion), models:/NAME/N or a folder.")
     ] = None,
-    host: Annotated[str | None, typer.Option(help="Interface to bind (default 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+    host: Annotated[str | None, opt("Interface to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, opt("Port (default 8000).")] = None,
 ) -> None:
     """Serve the model over HTTP: REST API, web page, Prometheus metrics, hot swap."""
     from pneumo.serving.main import run_server
@@ -288,14 +263,13 @@ def serve(
 @app.command("demo")
 def demo(
     data: Annotated[
-        str | None,
-        typer.Option(help="A dataset folder (NIH or Kermany layout); default synthetic."),
+        str | None, opt("A dataset folder (NIH or Kermany layout); default synthetic.")
     ] = None,
     config: ConfigOpt = None,
     overrides: Overrides = None,
-    host: Annotated[str | None, typer.Option(help="Interface to serve on (127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port to serve on (8000).")] = None,
-    serve: Annotated[bool, typer.Option(help="End by serving the model (Ctrl-C stops).")] = True,
+    host: Annotated[str | None, opt("Interface to serve on (127.0.0.1).")] = None,
+    port: Annotated[int | None, opt("Port to serve on (8000).")] = None,
+    serve: Annotated[bool, opt("End by serving the model (Ctrl-C stops).")] = True,
 ) -> None:
     """The whole cycle: fetch, prepare, eda, train, evaluate, register, promote, serve."""
     from pneumo.stages import demo as stage

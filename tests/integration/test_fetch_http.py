@@ -25,7 +25,8 @@ from PIL import Image
 from pneumo.data.sources import datasets, layout
 from pneumo.data.sources import download as download_mod
 from pneumo.data.sources.catalog import RemoteFile
-from pneumo.data.sources.download import download, part_path, sidecar_path
+from pneumo.data.sources.checksums import sidecar_path
+from pneumo.data.sources.download import download, part_path
 from pneumo.data.sources.remote import MARKER_PREFIX, fetch_remote
 from pneumo.errors import ChecksumError, DataError, PneumoError
 

@@ -16,8 +16,8 @@ import torchvision  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 from torch import nn
 
 from pneumo.errors import ConfigError, PneumoError
+from pneumo.models.architectures import BACKBONES, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 from pneumo.models.backbones import build_model, first_conv
-from pneumo.models.catalog import BACKBONES, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 
 
 def count_parameters(model: nn.Module) -> int:

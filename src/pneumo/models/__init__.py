@@ -21,7 +21,7 @@ so a checkpoint trained with dropout loads into the model evaluation builds with
 ``$TORCH_HOME`` or downloaded), or the path or ``s3://`` URL of a state dict: a torchvision
 3-channel one, a pneumo one, or a checkpoint wrapping one under ``"model"``/``"state_dict"``.
 
-Modules: :mod:`~pneumo.models.catalog` (the backbones offered, where each keeps its stem and
+Modules: :mod:`~pneumo.models.architectures` (the backbones offered, where each keeps its stem and
 head), :mod:`~pneumo.models.backbones` (building one), :mod:`~pneumo.models.weights` (initial
 weights), :mod:`~pneumo.models.checkpoint` (self-describing checkpoints).
 """

@@ -9,7 +9,7 @@ import torchvision  # type: ignore[import-untyped, unused-ignore]  # no py.typed
 from torch import nn
 
 from pneumo.errors import ConfigError, PneumoError
-from pneumo.models.catalog import BackboneSpec, spec
+from pneumo.models.architectures import BackboneSpec, spec
 from pneumo.models.weights import imagenet_state_dict, load_weights, read_state_dict
 from pneumo.settings import Settings
 

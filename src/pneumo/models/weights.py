@@ -24,7 +24,7 @@ from torch import nn
 
 from pneumo import storage
 from pneumo.errors import PneumoError
-from pneumo.models.catalog import BACKBONES, spec
+from pneumo.models.architectures import BACKBONES, spec
 from pneumo.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ AGE_BAND_ORDER = tuple(band for band, _, _ in schema.AGE_BANDS)
 @dataclass(frozen=True)
 class EvaluationResult:
     out: str
-    metrics: dict[str, Any]  # what metrics.json holds
+    metrics: dict[str, Any]  # the summary; metrics.json adds the title and the context
     files: dict[str, str]
 
     def summary(self) -> str:

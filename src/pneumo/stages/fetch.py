@@ -10,6 +10,7 @@ from pneumo.config import ExperimentConfig, load_config
 from pneumo.data.sources import datasets, synthetic
 from pneumo.data.sources.datasets import Dataset
 from pneumo.data.sources.remote import fetch_remote
+from pneumo.errors import PneumoError
 from pneumo.settings import Settings, get_settings
 
 
@@ -62,9 +63,24 @@ def run_local(path: str, name: str | None) -> Fetched:
 
 
 def run_remote(
-    source: Literal["nih", "kermany"], parts: list[int] | None, mirror: str | None, name: str | None
+    source: Literal["nih", "kermany"], parts: str | None, mirror: str | None, name: str | None
 ) -> Fetched:
-    return Fetched(fetch_remote(source, parts=parts, mirror=mirror, name=name), "fetched")
+    """``parts`` (NIH only) numbers the image archives to take: "1,2" or "1-3"; None takes all."""
+    chosen = parse_parts(parts)
+    return Fetched(fetch_remote(source, parts=chosen, mirror=mirror, name=name), "fetched")
+
+
+def parse_parts(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for piece in text.split(","):
+            lo, _, hi = piece.partition("-")
+            out.extend(range(int(lo), int(hi or lo) + 1))
+    except ValueError:
+        raise PneumoError(f"--parts {text!r} is not a list like '1,2' or '1-3'") from None
+    return out
 
 
 def listing() -> Listing:

@@ -38,7 +38,7 @@ def preprocess_spec(cfg: TrainConfig, data: PreparedData) -> PreprocessSpec:
     ImageNet-normalised inputs, so they get ImageNet's gray statistics.
     """
     if cfg.weights != "none":
-        from pneumo.models.catalog import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
+        from pneumo.models.architectures import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 
         return PreprocessSpec(data.image_spec, IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD)
     train = data.manifest[data.manifest[schema.SPLIT] == "train"]

@@ -9,8 +9,6 @@ re-hashes gigabytes nor touches the network.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -24,6 +22,13 @@ import urllib3
 from tqdm import tqdm
 
 from pneumo import __version__
+from pneumo.data.sources.checksums import (
+    Digests,
+    existing_ok,
+    sidecar_path,
+    verify,
+    write_sidecar,
+)
 from pneumo.errors import ChecksumError, PneumoError
 
 log = logging.getLogger(__name__)
@@ -45,16 +50,6 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def sidecar_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".ok")
-
-
-def verified_sha256(dest: Path) -> str | None:
-    """The SHA-256 recorded when ``dest`` was last verified, if the file is unchanged since."""
-    record = _read_sidecar(dest)
-    return record.get("sha256") if record else None
-
-
 def download(
     url: str,
     dest: Path,
@@ -70,7 +65,7 @@ def download(
     dest = Path(dest)
     expected = {"sha256": sha256.lower() if sha256 else None, "md5": md5.lower() if md5 else None}
     if dest.exists():
-        if _existing_ok(dest, size, expected):
+        if existing_ok(dest, size, expected):
             return dest
         log.warning("%s does not match its published size or checksum; downloading again", dest)
         dest.unlink()
@@ -85,34 +80,10 @@ def download(
         if session is None:
             http.close()
     part = part_path(dest)
-    _verify(part, dest.name, size, expected, digests)
+    verify(part, dest.name, size, expected, digests)
     part.replace(dest)
-    _write_sidecar(dest, digests)
+    write_sidecar(dest, digests)
     return dest
-
-
-class _Digests:
-    """Running SHA-256 (always: it keys the sidecar and markers) and MD5 (when published)."""
-
-    def __init__(self, expected: dict[str, str | None]) -> None:
-        self.names = ["sha256", "md5"] if expected["md5"] else ["sha256"]
-        self.reset()
-
-    def reset(self) -> None:
-        self.hashers = [hashlib.new(n, usedforsecurity=False) for n in self.names]
-
-    def update(self, block: bytes) -> None:
-        for h in self.hashers:
-            h.update(block)
-
-    def feed(self, path: Path) -> _Digests:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(CHUNK), b""):
-                self.update(block)
-        return self
-
-    def result(self) -> dict[str, str]:
-        return {n: h.hexdigest() for n, h in zip(self.names, self.hashers, strict=True)}
 
 
 def _size(path: Path) -> int:
@@ -134,7 +105,7 @@ class _Transfer:
         self.part = part_path(dest)
         if size is not None and _size(self.part) > size:
             self.part.unlink()  # longer than the published file: cannot be a prefix of it
-        self.digests = _Digests(expected)
+        self.digests = Digests(expected)
         if _size(self.part):
             self.digests.feed(self.part)  # resumed bytes must enter the digests too
 
@@ -252,65 +223,3 @@ def _range_total(content_range: str) -> int | None:
     """The full size from ``bytes A-B/TOTAL`` or ``bytes */TOTAL``."""
     match = re.search(r"/(\d+)\s*$", content_range)
     return int(match.group(1)) if match else None
-
-
-def _verify(
-    path: Path,
-    name: str,
-    size: int | None,
-    expected: dict[str, str | None],
-    digests: dict[str, str],
-) -> None:
-    """Raise ChecksumError (deleting ``path``) unless it matches every published value."""
-    actual_size = path.stat().st_size
-    problems: list[str] = []
-    if size is not None and actual_size != size:
-        problems.append(f"size: expected {size} bytes, got {actual_size}")
-    for algo, want in expected.items():
-        if want and digests.get(algo) != want:
-            problems.append(f"{algo}: expected {want}, got {digests.get(algo)}")
-    if problems:
-        path.unlink(missing_ok=True)
-        raise ChecksumError(
-            f"{name} does not match its published values ({'; '.join(problems)})",
-            hint="the partial download was deleted; run the command again to download it anew. "
-            "If it fails again the file changed at its source: check the URL or mirror",
-        )
-    if size is None and not any(expected.values()):
-        log.warning("%s: no published size or checksum, so it could not be verified", name)
-
-
-def _existing_ok(dest: Path, size: int | None, expected: dict[str, str | None]) -> bool:
-    """Whether ``dest`` matches; hashes it only when no valid sidecar vouches for it."""
-    if size is not None and dest.stat().st_size != size:
-        return False
-    record = _read_sidecar(dest)
-    if record is None or any(want and record.get(a) is None for a, want in expected.items()):
-        digests = _Digests(expected).feed(dest).result()
-        if any(want and digests.get(a) != want for a, want in expected.items()):
-            return False
-        _write_sidecar(dest, digests)
-        return True
-    return all(not want or record.get(a) == want for a, want in expected.items())
-
-
-def _read_sidecar(dest: Path) -> dict[str, str] | None:
-    """The sidecar's digests, or None if it is missing, unreadable or older than ``dest``."""
-    try:
-        record = json.loads(sidecar_path(dest).read_text())
-        st = dest.stat()
-    except (OSError, ValueError):
-        return None
-    if not isinstance(record, dict):
-        return None
-    if record.get("size") != st.st_size or record.get("mtime_ns") != st.st_mtime_ns:
-        return None
-    return {k: v for k, v in record.items() if k in ("sha256", "md5") and isinstance(v, str)}
-
-
-def _write_sidecar(dest: Path, digests: dict[str, str]) -> None:
-    st = dest.stat()
-    record = {**digests, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    tmp = sidecar_path(dest).with_suffix(".ok.tmp")
-    tmp.write_text(json.dumps(record) + "\n")
-    tmp.replace(sidecar_path(dest))

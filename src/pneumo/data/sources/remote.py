@@ -28,7 +28,8 @@ from tqdm import tqdm
 from pneumo import __version__, storage
 from pneumo.data.sources import catalog, datasets
 from pneumo.data.sources.catalog import RemoteFile
-from pneumo.data.sources.download import download, verified_sha256
+from pneumo.data.sources.checksums import verified_sha256
+from pneumo.data.sources.download import download
 from pneumo.errors import DataError
 from pneumo.settings import Settings, get_settings
 
