@@ -150,7 +150,6 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
 
     from pneumo.data.decode.image import decode
     from pneumo.models.backbones import build_model
-    from pneumo.packaging import modelcard as cards
     from pneumo.packaging.export import export_onnx, parity
     from pneumo.packaging.package import (
         FORMAT,
@@ -162,6 +161,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         write_files,
     )
     from pneumo.preprocess import ImageSpec, PreprocessSpec
+    from pneumo.reports import modelcard_page as cards
 
     torch.manual_seed(0)
     model = build_model(backbone, weights="none", num_outputs=1).eval()

@@ -8,8 +8,6 @@ intended-use text. This module imports neither torch nor MLflow.
 
 from __future__ import annotations
 
-import html
-import json
 from typing import Any
 
 # Dotted paths that must hold a value before a model may become champion.
@@ -39,20 +37,6 @@ INTENDED_USE = (
     "may show pneumonia, for review by a qualified clinician. It is not a medical device, has "
     "no regulatory clearance, and must not be used to make or exclude a diagnosis."
 )
-
-
-CSS = """
-body { font: 15px/1.5 system-ui, sans-serif; max-width: 54rem; margin: 2rem auto;
-       padding: 0 1rem; color: #1d2530 }
-h1 { font-size: 1.5rem }
-h2 { font-size: 1.1rem; margin-top: 1.8rem; border-bottom: 1px solid #d8dee6 }
-table { border-collapse: collapse }
-th, td { text-align: left; padding: .2rem .9rem .2rem 0 }
-code, pre { background: #f2f4f7; border-radius: 4px; padding: .1rem .3rem }
-pre { padding: .6rem; overflow: auto }
-.warn { background: #fff3cd; padding: .6rem; border-radius: 4px }
-.use { background: #eef5ff; padding: .6rem; border-radius: 4px }
-"""
 
 
 def lookup(card: dict[str, Any], dotted: str) -> Any:
@@ -107,46 +91,6 @@ def limitations(data_card: dict[str, Any], metrics: dict[str, Any]) -> list[str]
     return out
 
 
-def plain(value: Any) -> str:
-    """A card value for a table cell: floats to 4 decimals, None as a dash."""
-    if value is None:
-        return "—"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
-
-
-def metric_cell(card: dict[str, Any] | None, key: str) -> str:
-    """``value (ci_low-ci_high)`` of ``metrics.<key>``, or a dash."""
-    item = lookup(card or {}, f"metrics.{key}")
-    if not isinstance(item, dict) or item.get("value") is None:
-        return "—"
-    if item.get("ci_low") is None:
-        return f"{item['value']:.4f}"
-    return f"{item['value']:.4f} ({item['ci_low']:.3f}-{item['ci_high']:.3f})"
-
-
-def delta(new: Any, old: Any) -> str:
-    return f"{new - old:+.4f}" if new is not None and old is not None else "—"
-
-
-def metric_rows(new: dict[str, Any], old: dict[str, Any] | None) -> list[list[str]]:
-    """[METRIC, new with CI, old with CI, delta] for each of :data:`METRIC_KEYS`."""
-    return [
-        [
-            key.upper(),
-            metric_cell(new, key),
-            metric_cell(old, key),
-            delta(lookup(new, f"metrics.{key}.value"), lookup(old or {}, f"metrics.{key}.value")),
-        ]
-        for key in METRIC_KEYS
-    ]
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
     """The card's ``metrics`` section from an evaluation's metrics.json."""
     out: dict[str, Any] = {
@@ -165,83 +109,3 @@ def metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         if isinstance(item, dict):
             out[key] = {k: item.get(k) for k in ("value", "ci_low", "ci_high")}
     return out
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "—" if value is None else str(value)
-
-
-def _metric_rows(metrics: dict[str, Any]) -> str:
-    rows = []
-    for key in METRIC_KEYS:
-        item = metrics.get(key) or {}
-        ci = (
-            f"{_fmt(item.get('ci_low'))} - {_fmt(item.get('ci_high'))}"
-            if item.get("ci_low") is not None
-            else "—"
-        )
-        rows.append(
-            f"<tr><th>{key.upper()}</th><td>{_fmt(item.get('value'))}</td><td>{ci}</td></tr>"
-        )
-    return "\n".join(rows)
-
-
-def render_html(card: dict[str, Any], version: str | None = None) -> str:
-    """A self-contained, readable page for the card (no scripts, no external resources)."""
-    e = html.escape
-    metrics = card.get("metrics", {})
-    threshold = card.get("threshold", {})
-    pre = card.get("preprocessing", {})
-    data = card.get("data", {})
-    model = card.get("model", {})
-    title = f"Model card · {card.get('name', 'model')}" + (f" v{version}" if version else "")
-    limits = "".join(f"<li>{e(str(item))}</li>" for item in card.get("limitations", []))
-    missing = missing_fields(card)
-    warning = (
-        f'<p class="warn">Incomplete card: missing {e(", ".join(missing))}.</p>' if missing else ""
-    )
-    data_card = json.dumps(data.get("card", {}), indent=2)
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<style>{CSS}</style></head><body>
-<h1>{e(title)}</h1>
-{warning}
-<p class="use"><strong>Intended use.</strong> {e(str(card.get("intended_use", "")))}</p>
-<h2>Limitations</h2><ul>{limits}</ul>
-<h2>Performance on the {e(_fmt(metrics.get("split")))} split</h2>
-<p>{e(_fmt(metrics.get("n")))} images, {e(_fmt(metrics.get("positives")))} with pneumonia;
-{e(_fmt(metrics.get("ci_level")))} confidence intervals by
-{e(_fmt(metrics.get("resampling")))}-level bootstrap. Sensitivity, specificity, PPV, NPV and
-accuracy are at the operating threshold below.</p>
-<table><tr><th>metric</th><th>value</th><th>95% CI</th></tr>
-{_metric_rows(metrics)}
-<tr><th>ECE</th><td>{e(_fmt(metrics.get("ece")))}</td><td></td></tr></table>
-<h2>Operating threshold</h2>
-<p>{e(_fmt(threshold.get("value")))}, chosen on the
-<strong>{e(_fmt(threshold.get("chosen_on")))}</strong> split by
-{e(_fmt(threshold.get("method")))}.</p>
-<h2>Model</h2>
-<table>
-<tr><th>backbone</th><td>{e(_fmt(model.get("backbone")))}</td></tr>
-<tr><th>input</th><td><code>{e(json.dumps(model.get("input")))}</code></td></tr>
-<tr><th>output</th><td><code>{e(json.dumps(model.get("output")))}</code></td></tr>
-<tr><th>training run</th><td><code>{e(_fmt(card.get("run_id")))}</code></td></tr>
-<tr><th>ONNX SHA-256</th><td><code>{e(_fmt(card.get("model_sha256")))}</code></td></tr>
-<tr><th>parity</th><td>max |p<sub>ONNX</sub> - p<sub>torch</sub>| =
-{e(_fmt((card.get("parity") or {}).get("max_abs_diff")))} on
-{e(_fmt((card.get("parity") or {}).get("images")))} validation images</td></tr>
-</table>
-<h2>Preprocessing</h2>
-<p>{e(str(pre.get("steps", "")))}</p>
-<pre>{e(json.dumps({k: v for k, v in pre.items() if k != "steps"}, indent=2))}</pre>
-<h2>Data</h2>
-<p>Dataset <code>{e(_fmt(data.get("dataset")))}</code>, manifest
-<code>{e(_fmt(data.get("manifest_hash")))}</code>.</p>
-<details><summary>data card</summary><pre>{e(data_card)}</pre></details>
-<h2>Code</h2>
-<pre>{e(json.dumps(card.get("code", {}), indent=2))}</pre>
-</body></html>
-"""

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pneumo.config import PromoteConfig
-from pneumo.packaging.modelcard import lookup, markdown_table, metric_rows, missing_fields, plain
+from pneumo.packaging.card_rows import metric_rows, plain
+from pneumo.packaging.modelcard import lookup, missing_fields
+from pneumo.render.markdown import table
+from pneumo.render.text import DASH
 
 
 @dataclass
@@ -75,7 +78,7 @@ def comparison_table(
     rows = metric_rows(card, champion)
     for label, path in (("threshold", "threshold.value"), ("test images", "metrics.n")):
         rows.append([label, plain(lookup(card, path)), plain(lookup(champion or {}, path)), ""])
-    manifest = [str(lookup(c, "data.manifest_hash"))[:12] if c else "—" for c in (card, champion)]
+    manifest = [str(lookup(c, "data.manifest_hash"))[:12] if c else DASH for c in (card, champion)]
     rows.append(["data manifest", *manifest, ""])
     champ = f"v{previous}" if previous else "(none)"
-    return markdown_table(["", f"candidate v{version}", f"champion {champ}", "Δ"], rows)
+    return table(["", f"candidate v{version}", f"champion {champ}", "Δ"], rows)

@@ -66,7 +66,7 @@ class Bullets:
 
 @dataclass(frozen=True)
 class Section:
-    """A titled part of a page (``<section id=anchor>``), the target of a table of contents."""
+    """A titled part of a page, the target of a table of contents (its ``anchor``)."""
 
     anchor: str
     heading: str

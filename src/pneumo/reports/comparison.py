@@ -2,26 +2,32 @@
 
 Metrics with intervals and deltas, the ROC and PR curves overlaid, what differs between the two
 data cards, and the promotion gate's verdict when a registered version is compared with another.
+The markdown and the page are two renderings of the same :class:`Comparison` (rows, gate,
+figure): render.markdown for one, ``templates/comparison.html.j2`` for the other.
 """
 
 from __future__ import annotations
 
-import base64
-import html
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from pneumo import storage
+from pneumo import paths, storage
 from pneumo.config import PromoteConfig
-from pneumo.packaging.modelcard import delta, lookup, markdown_table, plain
-from pneumo.packaging.modelcard import metric_rows as card_metric_rows
+from pneumo.packaging.card_rows import metric_rows as card_metric_rows
+from pneumo.packaging.card_rows import plain
+from pneumo.packaging.modelcard import lookup
 from pneumo.packaging.promotion import Gate, check_gate
+from pneumo.render.document import Cell, Table, table
+from pneumo.render.figures import CURVE, GREY, GRID, POSITIVE
+from pneumo.render.html import render
+from pneumo.render.markdown import table as markdown_table
+from pneumo.render.text import delta
 from pneumo.settings import Settings
 
-COLORS = ("#c0392b", "#1f4e79")
+COLORS = (POSITIVE, CURVE)
 DATA_FIELDS = (
     ("dataset", "dataset"),
     ("source", "source"),
@@ -36,6 +42,11 @@ DATA_FIELDS = (
     ("test images", "splits.test.images"),
     ("test prevalence", "splits.test.prevalence"),
 )
+INTERVALS = (
+    "Intervals: 95% bootstrap. Sensitivity, specificity, PPV, NPV and accuracy at each "
+    "model's own validation-chosen threshold."
+)
+NO_GATE = "n/a (compare registered versions for a verdict)"
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,29 @@ class Report:
     markdown: str
 
 
+@dataclass(frozen=True)
+class DataRow:
+    """One field of the two data cards; ``same`` is None when there is nothing to compare."""
+
+    label: str
+    new: str
+    old: str
+    same: bool | None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What the report says, whatever it is rendered as."""
+
+    title: str  # "pneumo report: A vs B"
+    page_title: str  # the same, shorter where there is no baseline
+    labels: tuple[str, str]  # the candidate's, the baseline's (or "(no champion yet)")
+    metrics: list[list[str]]
+    data: list[DataRow]
+    gate: Gate | None
+    figure: bytes | None  # the curves' PNG
+
+
 def metric_rows(a: Subject, b: Subject | None) -> list[list[str]]:
     rows = card_metric_rows(a.card, b.card if b else None)
     for label, path in (("ECE", "metrics.ece"), ("threshold", "threshold.value")):
@@ -64,17 +98,19 @@ def metric_rows(a: Subject, b: Subject | None) -> list[list[str]]:
     return rows
 
 
-def data_rows(a: Subject, b: Subject | None) -> list[list[str]]:
+def _data_value(card: dict[str, Any], path: str) -> Any:
+    """A field of the subject's data card, or of its card's ``data`` section."""
+    value = lookup(card, f"data.card.{path}") if path != "manifest_hash" else None
+    return value if value is not None else lookup(card, f"data.{path}")
+
+
+def data_rows(a: Subject, b: Subject | None) -> list[DataRow]:
     rows = []
     for label, path in DATA_FIELDS:
-        new = lookup(a.card, f"data.card.{path}") if path != "manifest_hash" else None
-        new = new if new is not None else lookup(a.card, f"data.{path}")
-        old = None
-        if b is not None:
-            old = lookup(b.card, f"data.card.{path}") if path != "manifest_hash" else None
-            old = old if old is not None else lookup(b.card, f"data.{path}")
-        same = "" if b is None else ("same" if new == old else "**differs**")
-        rows.append([label, _short(new), _short(old), same])
+        new = _data_value(a.card, path)
+        old = _data_value(b.card, path) if b is not None else None
+        same = None if b is None else new == old
+        rows.append(DataRow(label, _short(new), _short(old), same))
     return rows
 
 
@@ -85,8 +121,10 @@ def _short(value: Any) -> str:
 
 
 def curves_png(subjects: list[Subject]) -> bytes | None:
+    """Both subjects' ROC (left) and precision-recall (right) curves, overlaid; None when no
+    subject has test predictions of both classes."""
     from pneumo.metrics.curves import pr_curve, roc_curve
-    from pneumo.render.figures import png
+    from pneumo.render.figures import figure, png
 
     usable = [
         s for s in subjects
@@ -94,9 +132,7 @@ def curves_png(subjects: list[Subject]) -> bytes | None:
     ]  # fmt: skip
     if not usable:
         return None
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9, 4), dpi=110, facecolor="white")
+    fig = figure(9, 4, dpi=110)
     roc_ax, pr_ax = fig.subplots(1, 2)
     for subject, color in zip(usable, COLORS, strict=False):
         assert subject.predictions is not None
@@ -110,109 +146,101 @@ def curves_png(subjects: list[Subject]) -> bytes | None:
         pr_ax.plot(
             recall, precision, color=color, lw=1.8, label=f"{subject.label}  AUPRC {plain(auprc)}"
         )
-    roc_ax.plot([0, 1], [0, 1], color="#8c8c8c", lw=0.8, ls="--")
+    roc_ax.plot([0, 1], [0, 1], color=GREY, lw=0.8, ls="--")
     roc_ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC (test split)")
     pr_ax.set(xlabel="recall (sensitivity)", ylabel="precision (PPV)", title="Precision-recall")
     for ax in (roc_ax, pr_ax):
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.02)
-        ax.grid(True, color="#e5e5e5")
+        ax.grid(True, color=GRID)
         ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=7)
     fig.tight_layout()
     return png(fig)
 
 
-def render_markdown(
-    a: Subject, b: Subject | None, gate: Gate | None, figure: str | None, gate_note: str
-) -> str:
+def compare(a: Subject, b: Subject | None, gate: Gate | None) -> Comparison:
     other = b.label if b else "(no champion yet)"
-    parts = [
-        f"## pneumo report: {a.label} vs {other}",
-        "",
-        markdown_table(["metric (test)", a.label, other, "Δ"], metric_rows(a, b)),
-        "",
-        "Intervals: 95% bootstrap. Sensitivity, specificity, PPV, NPV and accuracy at each "
-        "model's own validation-chosen threshold.",
-        "",
-    ]
-    if gate is not None:
-        verdict = "PASS" if gate.passed else "FAIL"
-        parts += [f"**Promotion gate: {verdict}**", ""]
-        parts += [f"- {item}" for item in gate.checks + gate.reasons]
-        parts.append("")
-    else:
-        parts += [f"Promotion gate: {gate_note}", ""]
-    if figure:
-        parts += [f"![ROC and PR curves]({figure})", ""]
-    parts += ["### Data", "", markdown_table(["", a.label, other, ""], data_rows(a, b)), ""]
-    return "\n".join(parts)
-
-
-def render_html(markdown: str, png_bytes: bytes | None, title: str) -> str:
-    """A self-contained page: the markdown's tables as HTML, the figure embedded."""
-    body: list[str] = []
-    lines = markdown.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("|"):
-            block = []
-            while i < len(lines) and lines[i].startswith("|"):
-                block.append(lines[i])
-                i += 1
-            cells = [[c.strip() for c in row.strip("|").split("|")] for row in block]
-            head = "".join(f"<th>{_inline(c)}</th>" for c in cells[0])
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>"
-                for row in cells[2:]
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-            continue
-        if line.startswith("## "):
-            body.append(f"<h1>{html.escape(line[3:])}</h1>")
-        elif line.startswith("### "):
-            body.append(f"<h2>{html.escape(line[4:])}</h2>")
-        elif line.startswith("- "):
-            body.append(f"<li>{_inline(line[2:])}</li>")
-        elif line.startswith("!["):
-            if png_bytes:
-                data = base64.b64encode(png_bytes).decode()
-                body.append(f'<img alt="ROC and PR curves" src="data:image/png;base64,{data}">')
-        elif line.strip():
-            body.append(f"<p>{_inline(line)}</p>")
-        i += 1
-    return (
-        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}'
-        "</title><style>body{font:14px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;"
-        "padding:0 1rem;color:#1d2530}table{border-collapse:collapse;margin:.5rem 0}"
-        "th,td{border-bottom:1px solid #e1e5ea;padding:.25rem .8rem;text-align:left}"
-        "img{max-width:100%}</style></head><body>" + "\n".join(body) + "</body></html>\n"
+    figure = curves_png([s for s in (a, b) if s is not None])
+    return Comparison(
+        title=f"pneumo report: {a.label} vs {other}",
+        page_title=f"pneumo report: {a.label} vs {b.label if b else 'no champion'}",
+        labels=(a.label, other),
+        metrics=metric_rows(a, b),
+        data=data_rows(a, b),
+        gate=gate,
+        figure=figure,
     )
 
 
-def _inline(text: str) -> str:
-    escaped = html.escape(text)
-    while "**" in escaped:
-        escaped = escaped.replace("**", "<strong>", 1).replace("**", "</strong>", 1)
-    return escaped
+def _verdict(gate: Gate) -> str:
+    return f"Promotion gate: {'PASS' if gate.passed else 'FAIL'}"
+
+
+def _same(row: DataRow, differs: str) -> str:
+    return "" if row.same is None else ("same" if row.same else differs)
+
+
+def _strong(row: DataRow) -> Literal["", "strong"]:
+    return "strong" if row.same is False else ""
+
+
+def render_markdown(c: Comparison) -> str:
+    """report.md: the metric table, the gate, the curves (beside it) and the data table."""
+    a, b = c.labels
+    parts = [f"## {c.title}", ""]
+    parts += [markdown_table(["metric (test)", a, b, "Δ"], c.metrics), "", INTERVALS, ""]
+    if c.gate is not None:
+        parts += [f"**{_verdict(c.gate)}**", ""]
+        parts += [f"- {item}" for item in c.gate.checks + c.gate.reasons]
+        parts.append("")
+    else:
+        parts += [f"Promotion gate: {NO_GATE}", ""]
+    if c.figure:
+        parts += [f"![ROC and PR curves]({paths.CURVES_FIGURE})", ""]
+    rows = [[r.label, r.new, r.old, _same(r, "**differs**")] for r in c.data]
+    parts += ["### Data", "", markdown_table(["", a, b, ""], rows), ""]
+    return "\n".join(parts)
+
+
+def render_html(c: Comparison) -> str:
+    """report.html: the same rows, gate and figure as a self-contained page."""
+    from pneumo.render.figures import data_uri
+
+    a, b = c.labels
+    rows = [
+        [Cell(r.label), Cell(r.new), Cell(r.old), Cell(_same(r, "differs"), emphasis=_strong(r))]
+        for r in c.data
+    ]
+    tone: Literal["ok", "warn"] = "ok" if c.gate is None or c.gate.passed else "warn"
+    return render(
+        "comparison.html.j2",
+        title=c.page_title,
+        heading=c.title,
+        metrics=table(["metric (test)", a, b, "Δ"], c.metrics),
+        intervals=INTERVALS,
+        verdict=None if c.gate is None else _verdict(c.gate),
+        tone=tone,
+        gate_items=[] if c.gate is None else c.gate.checks + c.gate.reasons,
+        no_gate=f"Promotion gate: {NO_GATE}",
+        figure=data_uri(c.figure) if c.figure else None,
+        data=Table(["", a, b, ""], rows),
+    )
 
 
 def write_report(
     a: Subject, b: Subject | None, out: str, cfg: PromoteConfig, settings: Settings
 ) -> Report:
     gate: Gate | None = None
-    note = "n/a (compare registered versions for a verdict)"
     if a.registered and (b is None or b.registered):
         gate = check_gate(a.card, b.card if b else None, cfg, rollback=False)
-    figure = curves_png([s for s in (a, b) if s is not None])
+    comparison = compare(a, b, gate)
     files: dict[str, str] = {}
-    if figure is not None:
-        files["curves.png"] = storage.join(out, "curves.png")
-        storage.write_bytes(files["curves.png"], figure, settings)
-    markdown = render_markdown(a, b, gate, "curves.png" if figure else None, note)
-    files["report.md"] = storage.join(out, "report.md")
-    storage.write_text(files["report.md"], markdown, settings)
-    files["report.html"] = storage.join(out, "report.html")
-    title = f"pneumo report: {a.label} vs {b.label if b else 'no champion'}"
-    storage.write_text(files["report.html"], render_html(markdown, figure, title), settings)
+    if comparison.figure is not None:
+        files[paths.CURVES_FIGURE] = storage.join(out, paths.CURVES_FIGURE)
+        storage.write_bytes(files[paths.CURVES_FIGURE], comparison.figure, settings)
+    markdown = render_markdown(comparison)
+    files[paths.REPORT_MD] = storage.join(out, paths.REPORT_MD)
+    storage.write_text(files[paths.REPORT_MD], markdown, settings)
+    files[paths.REPORT_HTML] = storage.join(out, paths.REPORT_HTML)
+    storage.write_text(files[paths.REPORT_HTML], render_html(comparison), settings)
     return Report(out, files, gate, markdown)

@@ -11,7 +11,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
-from pneumo.packaging.modelcard import render_html
+from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.inputs import ApiError, prepare_upload
 from pneumo.serving.model import LoadedModel

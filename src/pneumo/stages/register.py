@@ -40,6 +40,7 @@ from pneumo.packaging import package
 from pneumo.packaging.export import export_onnx, parity
 from pneumo.packaging.provenance import code_version
 from pneumo.packaging.registry import CHALLENGER, ModelRegistry
+from pneumo.reports.modelcard_page import render_html as card_page
 from pneumo.reports.terminal import registration_summary
 from pneumo.settings import Settings, get_settings
 from pneumo.stages.evaluate import current_evaluation, evaluate
@@ -220,7 +221,7 @@ def register(
     missing = cards.missing_fields(card)
     if missing:
         log.warning("the model card is incomplete (%s): promote will refuse it", ", ".join(missing))
-    files = package.package_files(onnx, card, cards.render_html(card), verification)
+    files = package.package_files(onnx, card, card_page(card), verification)
     reg = ModelRegistry(settings, cfg.name)
     source = _publish(reg, meta.run_id, files, target, settings)
     test_auroc = (card["metrics"].get("auroc") or {}).get("value")
