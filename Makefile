@@ -30,10 +30,11 @@ demo: $(STAMP)  ## the whole cycle on synthetic data, ending in a served model (
 test: $(STAMP)  ## the test suite (real-data tests run when ../shared/data exists)
 	$(BIN)/pytest
 
-lint: $(STAMP)  ## ruff (lint + format) and mypy --strict
+lint: $(STAMP)  ## ruff (lint + format), mypy --strict and the import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP)  ## prepare throughput against a bare Pillow loop on the NIH sample
 	$(BIN)/python benchmarks/prepare_throughput.py

@@ -131,7 +131,9 @@ def _test_metrics(
     if metrics is not None:
         return metrics
     log.info("no test evaluation of this checkpoint in %s; running `pneumo evaluate`", evaluation)
-    return evaluate(ref, EvaluateConfig(split="test"), settings, out=evaluation).metrics
+    result = evaluate(ref, EvaluateConfig(split="test"), settings, out=evaluation)
+    document: dict[str, Any] = storage.read_json(result.files[paths.METRICS], settings)
+    return document
 
 
 def _parity_images(data: PreparedData, n: int, settings: Settings) -> np.ndarray:
