@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from importlib import resources
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -13,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from pneumo import __version__
+from pneumo.render.html import render
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.inputs import ApiError
 from pneumo.serving.logs import event
@@ -72,7 +72,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     )
     app.state.service = state
     app.state.batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms / 1000, metrics.observe_batch)
-    app.state.page = resources.files("pneumo.serving").joinpath("static/index.html").read_text()
+    app.state.page = render("service.html.j2")  # the web page at /, rendered once
     app.include_router(router)
 
     def body_limit(path: str) -> int:
