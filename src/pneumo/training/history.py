@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
+
+from pneumo.render.figures import figure, png
 
 
 def history_png(history: list[dict[str, Any]], title: str) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4), dpi=110)
-    FigureCanvasAgg(fig)
+    fig = figure(10, 4, dpi=110)
     epochs = [row["epoch"] + 1 for row in history]
     for ax, key, label in zip(
         fig.subplots(1, 2), ("loss", "auroc"), ("loss", "AUROC"), strict=True
@@ -30,6 +27,4 @@ def history_png(history: list[dict[str, Any]], title: str) -> bytes:
         fig.axes[1].axvline(best["epoch"] + 1, color="grey", linestyle=":", label="best")
     fig.suptitle(title)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return png(fig)
