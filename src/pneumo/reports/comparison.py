@@ -21,7 +21,7 @@ from pneumo.packaging.card_rows import plain
 from pneumo.packaging.modelcard import lookup
 from pneumo.packaging.promotion import Gate, check_gate
 from pneumo.render.document import Cell, Table, table
-from pneumo.render.figures import CURVE, GREY, GRID, POSITIVE
+from pneumo.render.figures import CURVE, GREY, GRID, POSITIVE, data_uri
 from pneumo.render.html import render
 from pneumo.render.markdown import table as markdown_table
 from pneumo.render.text import delta
@@ -185,7 +185,7 @@ def _strong(row: DataRow) -> Literal["", "strong"]:
 
 
 def render_markdown(c: Comparison) -> str:
-    """report.md: the metric table, the gate, the curves (beside it) and the data table."""
+    """report.md: the metric table, the gate, a link to curves.png and the data table."""
     a, b = c.labels
     parts = [f"## {c.title}", ""]
     parts += [markdown_table(["metric (test)", a, b, "Δ"], c.metrics), "", INTERVALS, ""]
@@ -204,8 +204,6 @@ def render_markdown(c: Comparison) -> str:
 
 def render_html(c: Comparison) -> str:
     """report.html: the same rows, gate and figure as a self-contained page."""
-    from pneumo.render.figures import data_uri
-
     a, b = c.labels
     rows = [
         [Cell(r.label), Cell(r.new), Cell(r.old), Cell(_same(r, "differs"), emphasis=_strong(r))]
