@@ -151,15 +151,9 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
     from pneumo.data.decode.image import decode
     from pneumo.models.backbones import build_model
     from pneumo.packaging.export import export_onnx, parity
-    from pneumo.packaging.package import (
-        FORMAT,
-        INPUT_NAME,
-        OUTPUT_NAME,
-        Verification,
-        package_files,
-        sha256_bytes,
-        write_files,
-    )
+    from pneumo.packaging.modelcard import FORMAT, ModelCard
+    from pneumo.packaging.package import Verification, package_files, sha256_bytes, write_files
+    from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
     from pneumo.preprocess import ImageSpec, PreprocessSpec
     from pneumo.reports import modelcard_page as cards
 
@@ -200,7 +194,8 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         "limitations": ["Random weights: the probabilities mean nothing."],
     }
     check_set = Verification(pixels, check.torch_probabilities)
-    write_files(folder, package_files(onnx, card, cards.render_html(card), check_set))
+    typed = ModelCard.from_dict(card, "the benchmark's card")
+    write_files(folder, package_files(onnx, typed, cards.render_html(card), check_set))
     return seconds
 
 

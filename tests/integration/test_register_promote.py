@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from pneumo.cli import app
 from pneumo.config import PromoteConfig, RegisterConfig, load_config
-from pneumo.packaging.modelcard import REQUIRED, missing_fields
+from pneumo.packaging.card_fields import REQUIRED, missing_fields
 from pneumo.packaging.package import read_package
 from pneumo.packaging.registry import ModelRegistry
 from pneumo.serving.model import load_model
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 def test_registered_package_is_complete_and_verified(registered: Registered) -> None:
     folder = registered.root / "runs" / registered.run_id / "model"
     pkg = read_package(folder)
-    card = pkg.card
+    card = pkg.card.to_dict()
     assert missing_fields(card) == []
     assert set(REQUIRED) and card["threshold"]["chosen_on"] == "val"
     metrics = json.loads((folder.parent / "eval-test" / "metrics.json").read_text())

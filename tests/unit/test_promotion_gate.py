@@ -6,7 +6,7 @@ import copy
 from typing import Any
 
 from pneumo.config import PromoteConfig
-from pneumo.packaging.modelcard import REQUIRED, missing_fields
+from pneumo.packaging.card_fields import REQUIRED, missing_fields
 from pneumo.packaging.promotion import check_gate, comparison_table
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from pneumo.metrics.names import CARD_METRICS, short_label
-from pneumo.packaging.modelcard import lookup
+from pneumo.packaging.card_fields import lookup
 from pneumo.render.text import DASH, delta, number, with_interval
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from pneumo.errors import PneumoError
-from pneumo.packaging.package import INPUT_NAME, OUTPUT_NAME
+from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
 from pneumo.preprocess import PreprocessSpec
 
 

@@ -25,13 +25,11 @@ import numpy as np
 
 from pneumo import paths
 from pneumo.errors import PneumoError
+from pneumo.packaging.modelcard import ModelCard
 
-FORMAT = "pneumo-model/1"
 MODEL_FILE, CARD_FILE = paths.MODEL_FILE, paths.CARD_FILE
 CARD_PAGE, VERIFICATION_FILE = paths.CARD_PAGE, paths.VERIFICATION_FILE
 FILES = (MODEL_FILE, CARD_FILE, CARD_PAGE, VERIFICATION_FILE)
-INPUT_NAME = "image"
-OUTPUT_NAME = "probability"
 
 
 class PackageError(PneumoError):
@@ -54,13 +52,15 @@ def verification_bytes(check: Verification) -> bytes:
     return buf.getvalue()
 
 
-def package_files(
-    onnx: bytes, card: dict[str, Any], page: str, check: Verification
-) -> dict[str, bytes]:
+def card_bytes(card: ModelCard) -> bytes:
+    return (json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n").encode()
+
+
+def package_files(onnx: bytes, card: ModelCard, page: str, check: Verification) -> dict[str, bytes]:
     """The package's four files, by name."""
     return {
         MODEL_FILE: onnx,
-        CARD_FILE: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode(),
+        CARD_FILE: card_bytes(card),
         CARD_PAGE: page.encode(),
         VERIFICATION_FILE: verification_bytes(check),
     }
@@ -78,9 +78,21 @@ def write_files(folder: Path, files: dict[str, bytes]) -> None:
 @dataclass(frozen=True)
 class Package:
     folder: Path
-    card: dict[str, Any]
+    card: ModelCard
     onnx: bytes
     verification: Verification
+
+
+def read_card(path: Path) -> ModelCard:
+    """A package's card; :class:`PackageError` when it is not JSON or not a pneumo card."""
+    try:
+        document = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise PackageError(f"{path} is not valid JSON: {exc}") from None
+    try:
+        return ModelCard.from_dict(document, str(path))
+    except PneumoError as exc:
+        raise PackageError(exc.message, exc.hint) from None
 
 
 def read_package(folder: Path) -> Package:
@@ -93,14 +105,9 @@ def read_package(folder: Path) -> Package:
             f"{folder} is not a complete model package: missing {', '.join(missing)}",
             hint="point at a folder written by `pneumo register` (or a registry model URI)",
         )
-    try:
-        card = json.loads((folder / CARD_FILE).read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise PackageError(f"{folder / CARD_FILE} is not valid JSON: {exc}") from None
-    if not isinstance(card, dict) or card.get("format") != FORMAT:
-        raise PackageError(f"{folder / CARD_FILE} is not a pneumo model card ({FORMAT})")
+    card = read_card(folder / CARD_FILE)
     onnx = (folder / MODEL_FILE).read_bytes()
-    expected = card.get("model_sha256")
+    expected = card.model_sha256
     actual = sha256_bytes(onnx)
     if expected != actual:
         raise PackageError(

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumo.errors import PneumoError
-from pneumo.packaging.package import CARD_FILE
+from pneumo.packaging.modelcard import ModelCard
+from pneumo.paths import CARD_FILE
 from pneumo.settings import Settings
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ class ModelRegistry:
         return version
 
     # -- artifacts -------------------------------------------------------------------------
-    def card(self, version: str) -> dict[str, Any]:
+    def card(self, version: str) -> ModelCard:
         import mlflow.artifacts
 
         source = self.info(version).source
@@ -167,13 +168,13 @@ class ModelRegistry:
                     dst_path=tmp,
                     tracking_uri=self.uri,
                 )
-                card: dict[str, Any] = json.loads(Path(path).read_text())
+                document = json.loads(Path(path).read_text())
             except Exception as exc:
                 raise PneumoError(
                     f"the card of '{self.name}' version {version} cannot be read from {source}: "
                     f"{exc}".splitlines()[0]
                 ) from None
-        return card
+        return ModelCard.from_dict(document, f"the card of '{self.name}' version {version}")
 
     def download(self, version: str, cache: Path) -> Path:
         """The version's package folder under ``cache``, downloaded once (atomically)."""

@@ -12,7 +12,7 @@ from typing import Any
 
 from pneumo.metrics.names import CARD_METRICS, short_label
 from pneumo.packaging.card_rows import plain
-from pneumo.packaging.modelcard import missing_fields
+from pneumo.packaging.card_fields import missing_fields
 from pneumo.render.document import Table, table
 from pneumo.render.html import render
 from pneumo.render.text import DASH, interval

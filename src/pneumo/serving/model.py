@@ -8,7 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from pneumo.packaging.package import INPUT_NAME, OUTPUT_NAME, PackageError, read_package
+from pneumo.errors import PneumoError
+from pneumo.packaging.modelcard import ModelCard
+from pneumo.packaging.package import PackageError, read_package
+from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
 from pneumo.preprocess import PreprocessSpec
 
 
@@ -16,7 +19,7 @@ from pneumo.preprocess import PreprocessSpec
 class LoadedModel:
     name: str
     version: str
-    card: dict[str, Any]
+    card: ModelCard
     spec: PreprocessSpec
     threshold: float
     session: Any  # onnxruntime.InferenceSession
@@ -53,12 +56,9 @@ def load_model(
     pkg = read_package(folder)
     card = pkg.card
     try:
-        spec = PreprocessSpec.from_dict(card["preprocessing"])
-        threshold = float(card["threshold"]["value"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PackageError(
-            f"{folder}: the card lacks its preprocessing or threshold ({exc})"
-        ) from None
+        spec, threshold = card.preprocess_spec(), card.operating_threshold()
+    except PneumoError as exc:
+        raise PackageError(f"{folder}: {exc.message}") from None
     try:
         session = _session(pkg.onnx, threads)
     except Exception as exc:
@@ -67,7 +67,7 @@ def load_model(
         ) from None
     model = LoadedModel(name, version, card, spec, threshold, session)
     check = pkg.verification
-    tolerance = float((card.get("parity") or {}).get("tolerance", 1e-4))
+    tolerance = (card.parity.tolerance if card.parity else None) or 1e-4
     try:
         got = model.predict(spec.normalize(check.pixels))
     except Exception as exc:

@@ -139,14 +139,14 @@ async def predict_batch(
 async def model_card(request: Request, _: Protected) -> ModelInfo:
     """The served model's card: preprocessing, threshold, metrics with intervals, data, limits."""
     model = service(request).model
-    return ModelInfo(name=model.name, version=model.version, card=model.card)
+    return ModelInfo(name=model.name, version=model.version, card=model.card.to_dict())
 
 
 @router.get("/v1/model/card", response_class=HTMLResponse, tags=["model"])
 async def model_card_page(request: Request, _: Protected) -> HTMLResponse:
     """The model card as a readable page."""
     model = service(request).model
-    return HTMLResponse(render_html(model.card, model.version))
+    return HTMLResponse(render_html(model.card.to_dict(), model.version))
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Protocol
 
 from pneumo.errors import PneumoError
-from pneumo.packaging.package import CARD_FILE
+from pneumo.packaging.package import read_card
+from pneumo.paths import CARD_FILE
 from pneumo.settings import Settings
 
 
@@ -56,14 +57,14 @@ class FolderSource:
 
     def current(self) -> str:
         try:
-            card = json.loads((self.folder / CARD_FILE).read_text())
-            self.name = str(card.get("name", self.name))
-            return f"local-{str(card['model_sha256'])[:12]}"
-        except (OSError, ValueError, KeyError) as exc:
+            card = read_card(self.folder / CARD_FILE)
+        except (OSError, PneumoError) as exc:
             raise PneumoError(
                 f"{self.folder} is not a model package ({CARD_FILE} unreadable: {exc})",
                 hint="give models:/pneumonia@champion or a folder written by `pneumo register`",
             ) from None
+        self.name = card.name or self.name
+        return f"local-{str(card.model_sha256)[:12]}"
 
     def fetch(self, version: str) -> Path:
         return self.folder

@@ -157,7 +157,7 @@ def _register(run_id: str, cfg: ExperimentConfig, settings: Settings) -> tuple[s
     if mine:
         return mine[-1].version, f"version {mine[-1].version} of '{reg.name}' (reused)"
     done = register(run_id, cfg.registry, settings)
-    parity = done.card["parity"]["max_abs_diff"]
+    parity = done.card.parity.max_abs_diff if done.card.parity else float("nan")
     return done.version, f"version {done.version} (challenger), ONNX parity max |Δp| {parity:.1e}"
 
 

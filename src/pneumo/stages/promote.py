@@ -69,8 +69,8 @@ def promote(
         raise PneumoError(f"version {target} of '{name}' is already the champion")
     history = reg.promotions()
     rollback = any(str(r.get("version")) == target for r in history)
-    card = reg.card(target)
-    champion = reg.card(previous) if previous else None
+    card = reg.card(target).to_dict()
+    champion = reg.card(previous).to_dict() if previous else None
     gate = check_gate(card, champion, cfg, rollback=rollback)
     table = comparison_table(target, card, previous, champion)
     if not gate.passed and not force:

@@ -18,7 +18,6 @@ import logging
 import tempfile
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +34,9 @@ from pneumo.errors import PneumoError
 from pneumo.models import checkpoint
 from pneumo.models.checkpoint import Checkpoint
 from pneumo.models.meta import CheckpointMeta
-from pneumo.packaging import modelcard as cards
 from pneumo.packaging import package
 from pneumo.packaging.export import export_onnx, parity
-from pneumo.packaging.provenance import code_version
+from pneumo.packaging.modelcard import ModelCard
 from pneumo.packaging.registry import CHALLENGER, ModelRegistry
 from pneumo.reports.modelcard_page import render_html as card_page
 from pneumo.reports.terminal import registration_summary
@@ -48,13 +46,6 @@ from pneumo.training.runs import checkpoint_of
 
 log = logging.getLogger(__name__)
 
-PREPROCESSING_STEPS = (
-    "file bytes → pneumo.data.decode.image.decode (8-bit gray; 16-bit scaled from its bit depth; "
-    "alpha over black; DICOM modality LUT, VOI LUT/window, MONOCHROME1 inverted; EXIF "
-    "orientation) → resize to a square (see image.resize) → x/255 → (x - mean) / std → "
-    "float32 (batch, 1, size, size)"
-)
-
 
 @dataclass(frozen=True)
 class Registered:
@@ -62,66 +53,11 @@ class Registered:
     version: str
     run_id: str
     folder: str
-    card: dict[str, Any]
+    card: ModelCard
 
     def summary(self) -> str:
-        return registration_summary(self.name, self.version, self.run_id, self.folder, self.card)
-
-
-def build_card(
-    name: str,
-    meta: CheckpointMeta,
-    metrics: dict[str, Any],
-    data_card: dict[str, Any],
-    sha256: str,
-    parity: dict[str, Any],
-    opset: int,
-) -> dict[str, Any]:
-    size = meta.preprocess.image.size
-    rule = metrics.get("threshold_rule") or {}
-    summary = cards.metric_summary(metrics)
-    return {
-        "format": package.FORMAT,
-        "name": name,
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "run_id": meta.run_id,
-        "model": {
-            "backbone": meta.model.backbone,
-            "head": meta.head,
-            "classes": list(meta.classes),
-            "epoch": meta.epoch,
-            "val_auroc": meta.val_auroc,
-            "input": {
-                "name": package.INPUT_NAME,
-                "shape": ["batch", 1, size, size],
-                "dtype": "float32",
-            },
-            "output": {
-                "name": package.OUTPUT_NAME,
-                "shape": ["batch", 1],
-                "meaning": "P(pneumonia)",
-            },
-            "onnx_opset": opset,
-        },
-        "preprocessing": {**meta.preprocess.to_dict(), "steps": PREPROCESSING_STEPS},
-        "threshold": {
-            "value": metrics.get("threshold"),
-            "method": rule.get("method"),
-            "target": rule.get("target"),
-            "chosen_on": rule.get("chosen_on"),
-        },
-        "metrics": summary,
-        "data": {
-            "dataset": meta.dataset,
-            "manifest_hash": meta.manifest_hash,
-            "card": data_card,
-        },
-        "code": {**code_version(), "libraries": meta.versions},
-        "parity": parity,
-        "model_sha256": sha256,
-        "intended_use": cards.INTENDED_USE,
-        "limitations": cards.limitations(data_card, summary),
-    }
+        card = self.card.to_dict()
+        return registration_summary(self.name, self.version, self.run_id, self.folder, card)
 
 
 def _test_metrics(
@@ -217,22 +153,22 @@ def register(
     target = out or storage.join(folder, paths.MODEL_DIR)
     data = load_prepared(datasets.resolve(meta.dataset, settings), settings)
     onnx, verification, parity_record = _export(ckpt, data, cfg, settings)
-    card = build_card(
-        cfg.name, meta, metrics, data.card, package.sha256_bytes(onnx), parity_record, cfg.opset
-    )
-    missing = cards.missing_fields(card)
+    export = {"sha256": package.sha256_bytes(onnx), "opset": cfg.opset, "parity": parity_record}
+    card = ModelCard.build(cfg.name, meta, metrics, data.card, export)
+    missing = card.missing()
     if missing:
         log.warning("the model card is incomplete (%s): promote will refuse it", ", ".join(missing))
-    files = package.package_files(onnx, card, card_page(card), verification)
+    files = package.package_files(onnx, card, card_page(card.to_dict()), verification)
     reg = ModelRegistry(settings, cfg.name)
     source = _publish(reg, meta.run_id, files, target, settings)
-    test_auroc = (card["metrics"].get("auroc") or {}).get("value")
+    auroc = card.metrics.auroc if card.metrics else None
+    test_auroc = auroc.value if auroc else None
     tags = {
-        "model_sha256": card["model_sha256"],
+        "model_sha256": str(card.model_sha256),
         "manifest_hash": meta.manifest_hash,
         "backbone": meta.model.backbone,
         "test_auroc": "" if test_auroc is None else f"{test_auroc:.6f}",
-        "threshold": str(card["threshold"]["value"]),
+        "threshold": str(card.operating_threshold()),
         "card_complete": str(not missing).lower(),
     }
     description = f"{meta.model.backbone} from run {meta.run_id}"

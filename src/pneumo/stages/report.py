@@ -21,7 +21,7 @@ from pneumo.config import load_config
 from pneumo.data.prepared import read_data_card
 from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
-from pneumo.packaging.modelcard import metric_summary
+from pneumo.packaging.card_fields import metric_summary
 from pneumo.packaging.registry import ModelRegistry, ModelURI
 from pneumo.reports.comparison import Report, Subject, write_report
 from pneumo.settings import Settings, get_settings
@@ -34,7 +34,7 @@ def _version_subject(ref: str, settings: Settings) -> Subject | None:
     if uri.alias and reg.alias(uri.alias) is None:
         return None
     version = reg.resolve(uri)
-    card = reg.card(version)
+    card = reg.card(version).to_dict()
     aliases = [a for a, v in reg.aliases().items() if v == version]
     label = f"{uri.name} v{version}" + (f" ({', '.join(sorted(aliases))})" if aliases else "")
     split = (card.get("metrics") or {}).get("split") or "test"
