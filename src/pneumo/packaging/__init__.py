@@ -1,5 +1,5 @@
-"""Model packages: ONNX export, model cards, the MLflow registry, promotion.
+"""Model packages: the model card, the package folder, ONNX export, the MLflow registry, the gate.
 
-`package` and `card` import neither torch nor MLflow, so the inference service can read a
-package; `export` and `register` need the training extra.
+Everything here but `export` (the ONNX export and its parity check) imports neither torch nor
+MLflow's training side, so the inference service can read packages, cards and the registry.
 """

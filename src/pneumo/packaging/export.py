@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pneumo import paths
 from pneumo.errors import PneumoError
 from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
 from pneumo.preprocess import PreprocessSpec
@@ -39,7 +40,7 @@ def export_onnx(model: torch.nn.Module, size: int, opset: int) -> bytes:
     example = (torch.zeros(2, 1, size, size),)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
+        path = Path(tmp) / paths.MODEL_FILE
         quiet = io.StringIO()
         try:
             with (

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pneumo.config import PromoteConfig
-from pneumo.packaging.card_rows import metric_rows, plain
 from pneumo.packaging.card_fields import lookup, missing_fields
+from pneumo.packaging.card_rows import metric_rows, plain
 from pneumo.render.markdown import table
 from pneumo.render.text import DASH
 

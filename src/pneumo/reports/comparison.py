@@ -16,9 +16,9 @@ import pandas as pd
 
 from pneumo import paths, storage
 from pneumo.config import PromoteConfig
+from pneumo.packaging.card_fields import lookup
 from pneumo.packaging.card_rows import metric_rows as card_metric_rows
 from pneumo.packaging.card_rows import plain
-from pneumo.packaging.card_fields import lookup
 from pneumo.packaging.promotion import Gate, check_gate
 from pneumo.render.document import Cell, Table, table
 from pneumo.render.figures import CURVE, GREY, GRID, POSITIVE, data_uri

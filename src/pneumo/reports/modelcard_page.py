@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from pneumo.metrics.names import CARD_METRICS, short_label
-from pneumo.packaging.card_rows import plain
 from pneumo.packaging.card_fields import missing_fields
+from pneumo.packaging.card_rows import plain
 from pneumo.render.document import Table, table
 from pneumo.render.html import render
 from pneumo.render.text import DASH, interval

@@ -1,1 +1,2 @@
-"""Training with PyTorch: cached shards → on-device augmentation → model → MLflow."""
+"""Training with PyTorch: cached shards → on-device augmentation → model → checkpoints and MLflow;
+scoring a split for evaluation; finding runs on disk."""

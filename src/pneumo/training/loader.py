@@ -10,7 +10,6 @@ local folder and then memory-mapped. Batches are gathered per shard with one fan
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -85,12 +84,6 @@ class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
             storage.write_bytes(str(local), storage.read_bytes(url, self.settings))
         array = np.load(local, mmap_mode="r")
         return array
-
-    def image_size(self) -> int:
-        spec = json.loads(
-            storage.read_text(storage.join(self.cache_url, "spec.json"), self.settings)
-        )
-        return int(spec["size"])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         pixels = self._shards()[self.shard_of[i]][self.index_in_shard[i]]
