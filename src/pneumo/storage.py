@@ -104,18 +104,10 @@ def _local_atomic_path(final: Path) -> Path:
 
 
 def write_bytes(url: str, data: bytes, settings: Settings | None = None) -> None:
-    """Write ``data`` to ``url`` atomically."""
+    """Write ``data`` to ``url`` atomically (see :func:`atomic_open`; one PUT on S3)."""
     if not is_remote(url):
-        final = Path(strip_file_scheme(url))
-        tmp = _local_atomic_path(final)
-        try:
-            with tmp.open("wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            tmp.replace(final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_open(url, settings) as fh:
+            fh.write(data)
         return
     fs, path = fs_for(url, settings)
     fs.pipe_file(path, data)

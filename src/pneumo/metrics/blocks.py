@@ -9,6 +9,7 @@ little a small subgroup says.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy.typing as npt
 
 from pneumo.metrics import resampling
 from pneumo.metrics.arrays import BoolArray, FloatArray, IntArray
+from pneumo.metrics.curves import confusion_counts
 from pneumo.metrics.names import AT_THRESHOLD, RANKING, MetricName
 
 # Below this many images a subgroup gets counts and point ratios only: no AUROC, no intervals.
@@ -31,15 +33,34 @@ _UNDEFINED = {
 }
 
 
+@dataclass(frozen=True)
+class Split:
+    """The images being summarised: labels, scores, the operating threshold, patient codes."""
+
+    y: BoolArray
+    p: FloatArray
+    threshold: float
+    codes: IntArray | None  # dense patient codes, or None when patients are unknown
+
+    def where(self, mask: BoolArray) -> Split:
+        """The images under ``mask``, their patients re-coded densely."""
+        codes = None if self.codes is None else np.unique(self.codes[mask], return_inverse=True)[1]
+        return Split(self.y[mask], self.p[mask], self.threshold, codes)
+
+
+@dataclass(frozen=True)
+class Boot:
+    """How the intervals are drawn: resamples (0: none), seed and 1 - confidence level."""
+
+    n_boot: int
+    seed: int
+    alpha: float
+
+
 def metric_block(
-    y: BoolArray,
-    p: FloatArray,
-    threshold: float,
-    codes: IntArray | None,
+    split: Split,
+    boot: Boot,
     *,
-    n_boot: int,
-    seed: int,
-    alpha: float,
     small_reason: str | None = None,
     ranking: tuple[MetricName, ...] = RANKING,
 ) -> dict[str, Any]:
@@ -48,6 +69,7 @@ def metric_block(
     ``small_reason`` marks a subgroup too small for AUROC and intervals; its ratios are still
     given as points so that the counts can be checked.
     """
+    y, p, threshold = split.y, split.p, split.threshold
     ones = np.ones((y.size, 1))
     ranked = resampling.Ranked.of(y, p)
     values = {
@@ -75,10 +97,11 @@ def metric_block(
         }
     wanted = [m for m in ranking + AT_THRESHOLD if block[m]["value"] is not None]
     skipped: dict[str, int] = {}
-    if n_boot > 0 and wanted and not small_reason:
+    if boot.n_boot > 0 and wanted and not small_reason:
         intervals = resampling.bootstrap(
-            y, p, wanted, threshold=threshold, codes=codes, n_boot=n_boot, seed=seed, alpha=alpha
-        )
+            y, p, wanted, threshold=threshold, codes=split.codes, n_boot=boot.n_boot,
+            seed=boot.seed, alpha=boot.alpha,
+        )  # fmt: skip
         for metric, interval in intervals.items():
             block[metric]["ci_low"], block[metric]["ci_high"] = interval.low, interval.high
             skipped[metric] = interval.skipped
@@ -87,15 +110,9 @@ def metric_block(
 
 
 def subgroup_table(
-    y: BoolArray,
-    p: FloatArray,
-    threshold: float,
-    codes: IntArray | None,
+    split: Split,
     subgroups: Mapping[str, npt.ArrayLike],
-    *,
-    n_boot: int,
-    seed: int,
-    alpha: float,
+    boot: Boot,
     orders: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """{subgroup: {value: entry}}; missing values form an "unknown" group, listed last.
@@ -105,32 +122,15 @@ def subgroup_table(
     """
     table: dict[str, dict[str, dict[str, Any]]] = {}
     for name, column in subgroups.items():
-        values = _as_labels(column, y.size, name)
+        values = _as_labels(column, split.y.size, name)
         table[name] = {}
         for value in _ordered(values, (orders or {}).get(name, ())):
-            mask = values == value
-            table[name][value] = _entry(
-                y[mask],
-                p[mask],
-                threshold,
-                None if codes is None else np.unique(codes[mask], return_inverse=True)[1],
-                n_boot=n_boot,
-                seed=seed,
-                alpha=alpha,
-            )
+            table[name][value] = _entry(split.where(values == value), boot)
     return table
 
 
-def _entry(
-    y: BoolArray,
-    p: FloatArray,
-    threshold: float,
-    codes: IntArray | None,
-    *,
-    n_boot: int,
-    seed: int,
-    alpha: float,
-) -> dict[str, Any]:
+def _entry(split: Split, boot: Boot) -> dict[str, Any]:
+    y, codes = split.y, split.codes
     n, n_pos = int(y.size), int(y.sum())
     reason = None
     if n < MIN_GROUP:
@@ -138,29 +138,18 @@ def _entry(
     elif n_pos in (0, n):
         reason = f"{'no' if n_pos == 0 else 'only'} positive images: AUROC undefined"
     block = metric_block(
-        y,
-        p,
-        threshold,
-        codes,
-        n_boot=n_boot,
-        seed=seed,
-        alpha=alpha,
+        split,
+        boot,
         small_reason=reason if n < MIN_GROUP else None,
         # AUPRC moves with prevalence, which differs between subgroups: not compared here.
         ranking=("auroc",),
     )
-    predicted = p >= threshold
     return {
         "n": n,
         "positives": n_pos,
         "prevalence": n_pos / n,
         "n_patients": None if codes is None else int(codes.max()) + 1,
-        "confusion": {
-            "tp": int(np.count_nonzero(y & predicted)),
-            "fp": int(np.count_nonzero(~y & predicted)),
-            "tn": int(np.count_nonzero(~y & ~predicted)),
-            "fn": int(np.count_nonzero(y & ~predicted)),
-        },
+        "confusion": confusion_counts(y, split.p >= split.threshold),
         "reason": reason,
         **block,
     }

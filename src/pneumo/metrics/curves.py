@@ -20,12 +20,15 @@ from pneumo.metrics import resampling
 from pneumo.metrics.arrays import FloatArray, labels_and_scores
 
 
-class Confusion(TypedDict):
-    threshold: float
+class Counts(TypedDict):
     tp: int
     fp: int
     tn: int
     fn: int
+
+
+class Confusion(Counts):
+    threshold: float
     sensitivity: float | None
     specificity: float | None
     ppv: float | None
@@ -109,23 +112,28 @@ def confusion_at(y: npt.ArrayLike, p: npt.ArrayLike, threshold: float) -> Confus
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be finite, got {threshold}")
     predicted = scores >= threshold
-    tp = int(np.count_nonzero(labels & predicted))
-    fp = int(np.count_nonzero(~labels & predicted))
-    fn = int(np.count_nonzero(labels & ~predicted))
+    counts = confusion_counts(labels, predicted)
     ratios = resampling.threshold_metrics(labels, predicted, np.ones((labels.size, 1)))
     value = {name: _finite(column[0]) for name, column in ratios.items()}
     return Confusion(
         threshold=float(threshold),
-        tp=tp,
-        fp=fp,
-        tn=labels.size - tp - fp - fn,
-        fn=fn,
+        **counts,
         sensitivity=value["sensitivity"],
         specificity=value["specificity"],
         ppv=value["ppv"],
         npv=value["npv"],
         accuracy=float(ratios["accuracy"][0]),
         f1=value["f1"],
+    )
+
+
+def confusion_counts(y: npt.NDArray[np.bool_], predicted: npt.NDArray[np.bool_]) -> Counts:
+    """True and false positives and negatives of boolean labels and decisions."""
+    return Counts(
+        tp=int(np.count_nonzero(y & predicted)),
+        fp=int(np.count_nonzero(~y & predicted)),
+        tn=int(np.count_nonzero(~y & ~predicted)),
+        fn=int(np.count_nonzero(y & ~predicted)),
     )
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import numpy.typing as npt
 
 from pneumo.metrics.arrays import group_codes, probabilities
-from pneumo.metrics.blocks import metric_block, subgroup_table
+from pneumo.metrics.blocks import Boot, Split, metric_block, subgroup_table
 from pneumo.metrics.calibration import brier, expected_calibration_error, reliability
-from pneumo.metrics.curves import confusion_at
+from pneumo.metrics.curves import confusion_at, confusion_counts
 
 ALPHA = 0.05  # 95 % intervals
 
@@ -45,8 +45,9 @@ def summarize(
         raise ValueError(f"n_boot must be >= 0, got {n_boot}")
     codes = group_codes(groups, labels.size)
     n_pos = int(labels.sum())
-    confusion = confusion_at(labels, scores, threshold)  # also checks the threshold
-    block = metric_block(labels, scores, threshold, codes, n_boot=n_boot, seed=seed, alpha=alpha)
+    confusion_at(labels, scores, threshold)  # checks the threshold
+    split, boot = Split(labels, scores, float(threshold), codes), Boot(n_boot, seed, alpha)
+    block = metric_block(split, boot)
     out: dict[str, Any] = {
         "n": int(labels.size),
         "positives": n_pos,
@@ -64,27 +65,12 @@ def summarize(
         },
         "threshold": float(threshold),
         **block,
-        "confusion": {
-            "tp": confusion["tp"],
-            "fp": confusion["fp"],
-            "tn": confusion["tn"],
-            "fn": confusion["fn"],
-        },
+        "confusion": confusion_counts(labels, scores >= threshold),
         "ece": expected_calibration_error(labels, scores, n_bins),
         "brier": brier(labels, scores),
         "reliability": reliability(labels, scores, n_bins),
         "subgroups": {},
     }
     if subgroups:
-        out["subgroups"] = subgroup_table(
-            labels,
-            scores,
-            threshold,
-            codes,
-            subgroups,
-            n_boot=n_boot,
-            seed=seed,
-            alpha=alpha,
-            orders=orders,
-        )
+        out["subgroups"] = subgroup_table(split, subgroups, boot, orders)
     return out
