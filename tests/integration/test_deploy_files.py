@@ -220,8 +220,8 @@ def test_dashboard_metrics_are_in_the_live_scrape(image_service: ImageService) -
 # --- .dockerignore -----------------------------------------------------------------------------
 
 KEPT = [
-    "pyproject.toml", "README.md", "src/pneumo/cli.py", "src/pneumo/serving/static/index.html",
-    "configs/default.yaml",
+    "pyproject.toml", "README.md", "src/pneumo/cli.py",
+    "src/pneumo/render/templates/service.html.j2", "configs/default.yaml",
 ]  # fmt: skip
 LEFT_OUT = [
     ".git/HEAD", ".venv/bin/python", "pneumo-work/mlflow.db", "test-output/screenshots/a.png",

@@ -23,7 +23,7 @@ from pneumo.data.problems import summary as problem_summary
 from pneumo.render.html import render_block
 from pneumo.reports.eda import label_sections as sections
 from pneumo.reports.eda import stats
-from pneumo.reports.eda.page import render_report, write_report
+from pneumo.reports.eda.page import render_report, write_eda_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HEADINGS = (
@@ -341,10 +341,10 @@ def test_import_is_cheap_and_rendering_touches_no_global_matplotlib_state() -> N
     assert out.stdout.strip() == "ok"
 
 
-def test_write_report_stores_the_document_atomically(tmp_path: Path) -> None:
+def test_write_eda_report_stores_the_document_atomically(tmp_path: Path) -> None:
     html = "<!DOCTYPE html><html><body>é ü</body></html>\n"
     target = tmp_path / "reports" / "eda.html"
-    write_report(html, str(target))
+    write_eda_report(html, str(target))
     assert target.read_text(encoding="utf-8") == html
     assert [p.name for p in target.parent.iterdir()] == ["eda.html"]
 

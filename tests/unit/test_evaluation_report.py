@@ -18,7 +18,7 @@ from PIL import Image
 from pneumo import storage
 from pneumo.metrics.summary import summarize
 from pneumo.metrics.threshold import Method, choose_threshold
-from pneumo.reports.evaluation import FIGURES, FILES, jsonable, write_report
+from pneumo.reports.evaluation import FIGURES, FILES, jsonable, write_evaluation_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CONTEXT = {
@@ -78,7 +78,7 @@ def build(
 def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str], dict[str, Any]]:
     summary, test = build()
     out = tmp_path_factory.mktemp("eval") / "eval-test"
-    files = write_report(
+    files = write_evaluation_report(
         summary, test["y"], test["p"], str(out), title="nih · test", context=CONTEXT
     )
     return out, files, summary
@@ -138,7 +138,9 @@ def test_markdown_states_what_how_and_every_subgroup(
 
 def test_sensitivity_rule_and_image_level_caveat(tmp_path: Path) -> None:
     summary, test = build("sensitivity", 0.95, groups=False)
-    write_report(summary, test["y"], test["p"], str(tmp_path), title="t", context={"split": "val"})
+    write_evaluation_report(
+        summary, test["y"], test["p"], str(tmp_path), title="t", context={"split": "val"}
+    )
     text = (tmp_path / "report.md").read_text()
     assert "highest threshold whose sensitivity is >= 0.95" in text
     assert "Patient ids are unknown" in text and "too narrow" in text
@@ -151,7 +153,7 @@ def test_single_class_split_still_reports(tmp_path: Path) -> None:
     y = np.zeros(30, dtype=np.int64)
     p = np.linspace(0.05, 0.7, 30)
     summary = summarize(y, p, 0.5, n_boot=50)
-    files = write_report(summary, y, p, str(tmp_path), title="negatives only")
+    files = write_evaluation_report(summary, y, p, str(tmp_path), title="negatives only")
     document = strict((tmp_path / "metrics.json").read_text())
     assert document["auroc"]["value"] is None and document["auroc"]["reason"]
     text = (tmp_path / "report.md").read_text()
@@ -163,7 +165,7 @@ def test_report_goes_through_fsspec_urls(tmp_path: Path) -> None:
     summary, test = build()
     url = "memory://pneumo-test/eval-test"
     try:
-        files = write_report(summary, test["y"], test["p"], url, title="remote")
+        files = write_evaluation_report(summary, test["y"], test["p"], url, title="remote")
         assert set(storage.find(url)) == set(FILES)
         assert storage.read_bytes(files["roc.png"]).startswith(PNG_SIGNATURE)
     finally:
@@ -173,7 +175,7 @@ def test_report_goes_through_fsspec_urls(tmp_path: Path) -> None:
 def test_mismatched_arrays_are_refused(tmp_path: Path) -> None:
     summary, test = build()
     with pytest.raises(ValueError, match="summary is for"):
-        write_report(summary, test["y"][:-1], test["p"][:-1], str(tmp_path), title="t")
+        write_evaluation_report(summary, test["y"][:-1], test["p"][:-1], str(tmp_path), title="t")
 
 
 def test_jsonable_makes_strict_json() -> None:
@@ -203,7 +205,7 @@ def test_no_torch_no_pyplot_and_lazy_matplotlib(tmp_path: Path) -> None:
         y = np.array([0, 1] * 20)
         p = np.linspace(0.01, 0.99, 40)
         summary = metrics.summarize(y, p, 0.5, n_boot=20)
-        report.write_report(summary, y, p, {str(tmp_path)!r}, title="t")
+        report.write_evaluation_report(summary, y, p, {str(tmp_path)!r}, title="t")
         assert "matplotlib.pyplot" not in sys.modules, "pyplot imported"
         assert "torch" not in sys.modules, "torch imported"
         """
@@ -219,5 +221,5 @@ def test_confident_well_separated_scores_draw_their_calibration(tmp_path: Path) 
     y = np.array([0] * 11 + [1] * 6 + [0, 1] * 10)
     p = np.concatenate([np.full(11, 0.02), np.full(6, 0.98), np.linspace(0.3, 0.7, 20)])
     summary = summarize(y, p, 0.5, n_boot=20)
-    write_report(summary, y, p, str(tmp_path), title="separated")
+    write_evaluation_report(summary, y, p, str(tmp_path), title="separated")
     assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"

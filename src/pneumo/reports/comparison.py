@@ -225,7 +225,7 @@ def render_html(c: Comparison) -> str:
     )
 
 
-def write_report(
+def write_comparison(
     a: Subject, b: Subject | None, out: str, cfg: PromoteConfig, settings: Settings
 ) -> Report:
     gate: Gate | None = None

@@ -29,7 +29,7 @@ FIGURES = (paths.ROC_FIGURE, paths.PR_FIGURE, paths.RELIABILITY_FIGURE, paths.CO
 FILES = (paths.METRICS, *FIGURES, paths.REPORT_MD)
 
 
-def write_report(
+def write_evaluation_report(
     summary: dict[str, Any],
     y: npt.ArrayLike,
     p: npt.ArrayLike,

@@ -15,7 +15,7 @@ from pneumo.data.preparation import prepare
 from pneumo.data.prepared import is_prepared, load_prepared
 from pneumo.data.sources import datasets
 from pneumo.data.sources.datasets import Dataset
-from pneumo.reports.eda.page import render_report, write_report
+from pneumo.reports.eda.page import render_report, write_eda_report
 from pneumo.settings import Settings, get_settings
 
 SAMPLES_PER_CLASS = 4
@@ -68,5 +68,5 @@ def run_eda(dataset: Dataset, out: str | None = None, settings: Settings | None 
         samples = pick_samples(data.manifest, CacheReader(data.cache, settings))
     html = render_report(data.manifest, data.card, samples, title=f"pneumo EDA: {dataset.name}")
     target = out or storage.join(data.folder, paths.EDA_REPORT)
-    write_report(html, target, settings)
+    write_eda_report(html, target, settings)
     return target

@@ -25,7 +25,7 @@ from pneumo.metrics.summary import summarize
 from pneumo.metrics.threshold import choose_threshold, parse_threshold_rule
 from pneumo.models import checkpoint
 from pneumo.models.meta import CheckpointMeta
-from pneumo.reports.evaluation import write_report
+from pneumo.reports.evaluation import write_evaluation_report
 from pneumo.reports.terminal import evaluation_summary
 from pneumo.settings import Settings, get_settings
 from pneumo.training.runs import checkpoint_of
@@ -132,7 +132,7 @@ def evaluate(
         "val_auroc_at_training": meta.val_auroc,
     }  # fmt: skip
     test = scored[cfg.split]
-    files = write_report(
+    files = write_evaluation_report(
         metrics, test.labels, test.probabilities, target,
         title=f"{entry.name} · {cfg.split} split", context=context, settings=settings,
     )  # fmt: skip

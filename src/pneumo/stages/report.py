@@ -23,7 +23,7 @@ from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
 from pneumo.packaging.card_fields import metric_summary
 from pneumo.packaging.registry import ModelRegistry, ModelURI
-from pneumo.reports.comparison import Report, Subject, write_report
+from pneumo.reports.comparison import Report, Subject, write_comparison
 from pneumo.settings import Settings, get_settings
 from pneumo.training.runs import run_dir
 
@@ -134,4 +134,4 @@ def run(
         raise PneumoError(f"{candidate} points at no model yet", hint="`pneumo register` first")
     b = resolve(baseline, split, settings) if baseline != candidate else None
     target = out or storage.join(settings.root, paths.REPORTS_DIR, "latest")
-    return Compared(write_report(a, b, target, cfg.promote, settings))
+    return Compared(write_comparison(a, b, target, cfg.promote, settings))

@@ -1,6 +1,6 @@
 """The EDA report: one self-contained HTML document (inline CSS, figures as base64 PNG).
 
-:func:`render_report` only reads its arguments and returns a string; :func:`write_report` stores
+:func:`render_report` only reads its arguments and returns a string; :func:`write_eda_report` stores
 it atomically. The CLI wires the manifest, the data card and the sample images in. The sections
 (here, :mod:`~pneumo.reports.eda.label_sections` and :mod:`~pneumo.reports.eda.image_sections`)
 decide what the page says; ``templates/eda.html.j2`` lays it out.
@@ -132,7 +132,7 @@ def render_report(
     )
 
 
-def write_report(html: str, url: str, settings: Settings | None = None) -> None:
+def write_eda_report(html: str, url: str, settings: Settings | None = None) -> None:
     """Store ``html`` at ``url`` (a local path or an fsspec URL), atomically."""
     from pneumo import storage
 
