@@ -8,7 +8,7 @@ Steps, each of which stops with a clear error rather than registering something 
 2. ONNX export (dynamic batch) and parity on real validation images from the cache:
    every probability within ``registry.parity_tolerance`` of PyTorch's, or registration fails;
 3. the package (model.onnx, card.json, card.html, verification.npz) written to
-   ``runs/<id>/model/`` and logged to the MLflow run under ``model/``;
+   ``runs/<id>/model/`` and logged to the MLflow run under ``packages/<id>/``;
 4. a new version of the registered model, with alias ``challenger``.
 """
 
