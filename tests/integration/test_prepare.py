@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from PIL import Image
 from pneumo.config import load_config
 from pneumo.data import schema
 from pneumo.data.cache import CacheReader
+from pneumo.data.decode.image import decode
 from pneumo.data.preparation import prepare
 from pneumo.data.sources import datasets
 from pneumo.errors import DataError
@@ -144,28 +146,49 @@ def test_metadata_only_needs_no_images(tmp_path: Path) -> None:
     assert schema.SHARD not in _manifest(result.out)
 
 
+def smooth_image(rng: np.random.Generator, size: int = 48) -> np.ndarray:
+    """A distinct picture: low-frequency noise, so no two are alike to a perceptual hash."""
+    small = rng.uniform(0, 255, (6, 6)).astype(np.float32)
+    big = Image.fromarray(small, "F").resize((size, size), Image.Resampling.BICUBIC)
+    pixels: np.ndarray = np.clip(np.asarray(big), 0, 255).astype(np.uint8)
+    return pixels
+
+
+KERMANY_PATIENT = re.compile(r"^(?:NORMAL\d*-)?(IM-\d+)-|^(person\d+)_")
+
+
 def test_kermany_layout(tmp_path: Path) -> None:
     root = tmp_path / "kermany"
-    seed = 0
-    for split, cls, n in [
-        ("train", "NORMAL", 10),
-        ("train", "PNEUMONIA", 20),
-        ("test", "NORMAL", 4),
-        ("test", "PNEUMONIA", 6),
-    ]:
+    rng = np.random.default_rng(0)
+    names = {  # two images of some children, as in the real data
+        ("train", "NORMAL"): [f"IM-{p:04d}-000{k}.jpeg" for p in range(1, 6) for k in (1, 2)],
+        ("train", "PNEUMONIA"): [f"person{p}_bacteria_{p * 3 + k}.jpeg" for p in range(1, 11)
+                                 for k in (0, 1)],
+        ("test", "NORMAL"): [f"NORMAL2-IM-{p:04d}-0001.jpeg" for p in range(1, 5)],
+        ("test", "PNEUMONIA"): [f"person{p}_virus_{p}.jpeg" for p in range(1, 7)],
+    }  # fmt: skip
+    for (split, cls), files in names.items():
         folder = root / split / cls
         folder.mkdir(parents=True)
-        for i in range(n):
-            seed += 1
-            rgb = np.stack([gradient(48, seed=seed)] * 3, axis=-1)
-            Image.fromarray(rgb).save(folder / f"{cls.lower()}-{i}.jpeg", quality=90)
+        for name in files:
+            rgb = np.stack([smooth_image(rng)] * 3, axis=-1)
+            Image.fromarray(rgb).save(folder / name, quality=90)
     entry = datasets.register(str(root), source="local")
     assert entry.layout == "kermany"
-    card = prepare(entry, load_config(), progress=False).card
+    result = prepare(entry, load_config(), progress=False)
+    card = result.card
     assert card["splits"]["test"]["images"] == 10  # the official test folder, kept whole
     assert card["splits"]["train"]["images"] + card["splits"]["val"]["images"] == 30
-    assert card["totals"]["patients"] is None and card["patient_grouped"] is False
-    assert any("no patient id" in n for n in card["notes"])
+    assert card["patient_grouped"] is True
+    assert card["totals"]["patients"] == 5 + 10 + 4 + 6  # ids restart in the test folder
+    assert any("Patient ids come from the Kermany file names" in n for n in card["notes"])
+    # an independent parse of the names: no child in two splits
+    manifest = _manifest(result.out)
+    top = manifest[schema.IMAGE_ID].str.split("/").str[0]
+    child = manifest[schema.IMAGE_ID].str.rsplit("/", n=1).str[1].str.extract(KERMANY_PATIENT)
+    manifest["child"] = top + "/" + child[0].fillna(child[1])
+    assert manifest["child"].notna().all()
+    assert manifest.groupby("child")[schema.SPLIT].nunique().max() == 1
 
 
 def _run_prepare_cli(root: Path, dataset: Path) -> subprocess.Popen[bytes]:
@@ -214,3 +237,45 @@ def test_sigkill_halfway_then_resume_equals_clean_run(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(killed, clean)
     card = json.loads((killed_root / "prepared" / "ds" / "data_card.json").read_text())
     assert card["totals"]["images"] == 60
+
+
+def test_a_reencoded_twin_of_another_patient_lands_in_the_same_split(tmp_path: Path) -> None:
+    """A resized JPEG copy of one patient's film, filed under another patient: the perceptual
+    hash finds the pair, both patients end in one split, and training reads the moved images
+    from a shard of their new split."""
+    root = tmp_path / "nih"
+    ids = write_nih_dataset(root, 60)
+    original = Image.open(root / "images" / ids[0])
+    copy = original.resize((52, 52), Image.Resampling.BILINEAR).convert("RGB")
+    twin = "00000061_000.jpg"
+    copy.save(root / "images" / twin, quality=75)
+    with (root / "Data_Entry_2017.csv").open("a") as fh:
+        fh.write(label_row(twin, 61, pneumonia=True) + "\n")
+    entry = datasets.register(str(root), source="local")
+    for seed in range(20):  # a seed whose patient split puts the twins apart at first
+        result = prepare(entry, load_config(None, [f"split.seed={seed}"]), progress=False)
+        report = result.card["near_duplicates"]
+        if report["across_splits"]:
+            break
+    assert report["groups"] == 1 and report["images"] == 2, report
+    assert report["across_splits"] == 1 and report["moved_images"] == 1
+    manifest = _manifest(result.out)
+    where = dict(zip(manifest[schema.IMAGE_ID], manifest.index, strict=True))
+    splits = {i: str(manifest.at[where[i], schema.SPLIT]) for i in (ids[0], twin)}
+    assert splits[ids[0]] == splits[twin]
+    shards = {i: str(manifest.at[where[i], schema.SHARD]) for i in (ids[0], twin)}
+    moved = [i for i, shard in shards.items() if "-moved-" in shard]
+    assert len(moved) == 1
+    split = splits[moved[0]]
+    assert shards[moved[0]].startswith(f"{split}-moved-")
+    reader = CacheReader(str(Path(result.out) / "cache"))
+    expected = decode((root / "images" / moved[0]).read_bytes(), reader.spec).pixels
+    index = int(manifest[schema.SHARD_INDEX].to_numpy()[where[moved[0]]])
+    np.testing.assert_array_equal(reader.image(shards[moved[0]], index), expected)
+    # and the split's loader sees every image of the split, the moved one included
+    from pneumo.training.loader import ShardImages
+
+    images = ShardImages(manifest, str(Path(result.out) / "cache"), [split])
+    assert len(images) == int((manifest[schema.SPLIT] == split).sum())
+    # a re-run with the same inputs and config finds everything done
+    assert prepare(entry, load_config(None, [f"split.seed={seed}"]), progress=False).up_to_date

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -84,5 +85,43 @@ def test_kermany_224(real_data: Path) -> None:
     assert card["problems"]["by_reason"] == {"duplicate image": card["totals"]["quarantined"]}
     assert card["totals"]["images"] == 5_216 - card["totals"]["quarantined"]
     assert 0 < card["totals"]["quarantined"] < 100
-    assert card["patient_grouped"] is False
+    assert card["patient_grouped"] is True
+    # No child in two splits, by a parse of the names written here, apart from the library's.
+    manifest = pd.read_parquet(Path(result.out) / "manifest.parquet")
+    names = manifest[schema.IMAGE_ID].str.rsplit("/", n=1).str[1]
+    child = names.str.extract(r"^(?:NORMAL\d*-)?(IM-\d+)-|^(person\d+)_")
+    children = child[0].fillna(child[1])
+    assert children.notna().all()
+    assert manifest.groupby(children)[schema.SPLIT].nunique().max() == 1
+    assert card["totals"]["patients"] == children.nunique()
     assert card["splits"]["test"]["images"] > 0  # held out from train: no official test here
+
+
+def test_perceptual_hash_tells_reencoded_kermany_films_from_other_children(
+    real_data: Path,
+) -> None:
+    """The twin threshold on real films: each of 40 Kermany images, resized and recompressed
+    as JPEG, is found as its original's twin, and no two of the originals are."""
+    import io
+
+    from PIL import Image
+
+    from pneumo.data.decode.image import decode
+    from pneumo.data.near_duplicates import near_pairs, perceptual_hash
+    from pneumo.preprocess import ImageSpec
+
+    files = sorted((real_data / "kermany-224" / "train").rglob("*.jpeg"))[::130][:40]
+    spec = ImageSpec(size=128)
+    rng = np.random.default_rng(0)
+    originals, copies = [], []
+    for path in files:
+        data = path.read_bytes()
+        originals.append(perceptual_hash(decode(data, spec).pixels))
+        image = Image.open(io.BytesIO(data))
+        side = int(image.width * rng.uniform(0.6, 0.95))
+        buf = io.BytesIO()
+        image.resize((side, side)).save(buf, format="JPEG", quality=int(rng.uniform(60, 90)))
+        copies.append(perceptual_hash(decode(buf.getvalue(), spec).pixels))
+    n = len(originals)
+    assert near_pairs(originals) == []
+    assert sorted(near_pairs(originals + copies)) == [(i, n + i) for i in range(n)]

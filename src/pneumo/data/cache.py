@@ -28,6 +28,11 @@ from pneumo import paths, storage
 from pneumo.preprocess import ImageSpec
 from pneumo.settings import Settings
 
+# Part of every shard's key: a shard built by another format is rebuilt. 2: records carry the
+# perceptual hash.
+FORMAT = 2
+MOVED = "moved-"  # tag of the shards holding images moved to sit with their twins
+
 
 @dataclass(frozen=True)
 class ShardPlan:
@@ -47,11 +52,12 @@ class ShardPlan:
 
 
 def plan_shards(
-    entries: list[tuple[str, str, str, str]], spec: ImageSpec, shard_size: int
+    entries: list[tuple[str, str, str, str]], spec: ImageSpec, shard_size: int, tag: str = ""
 ) -> list[ShardPlan]:
-    """Cut ``(split, image_id, url, stamp)`` entries, sorted, into shards of one split each."""
+    """Cut ``(split, image_id, url, stamp)`` entries, sorted, into shards of one split each,
+    named ``<split>-<tag><NNNNN>``."""
     plans: list[ShardPlan] = []
-    spec_json = json.dumps(spec.to_dict(), sort_keys=True)
+    spec_json = json.dumps({"format": FORMAT, **spec.to_dict()}, sort_keys=True)
     by_split: dict[str, list[tuple[str, str, str]]] = {}
     for split, image_id, url, stamp in sorted(entries):
         by_split.setdefault(split, []).append((image_id, url, stamp))
@@ -63,7 +69,8 @@ def plan_shards(
             for item in chunk:
                 digest.update("\0".join(item).encode())
                 digest.update(b"\n")
-            plans.append(ShardPlan(f"{split}-{k:05d}", ids, urls, stamps, digest.hexdigest()))
+            name = f"{split}-{tag}{k:05d}"
+            plans.append(ShardPlan(name, ids, urls, stamps, digest.hexdigest()))
     return plans
 
 
@@ -108,11 +115,19 @@ def write_spec(cache_url: str, spec: ImageSpec, settings: Settings | None = None
 
 
 def remove_unplanned(
-    cache_url: str, plans: list[ShardPlan], settings: Settings | None = None
+    cache_url: str, plans: list[ShardPlan], settings: Settings | None = None, *, moved: bool = False
 ) -> int:
-    """Delete shards that no longer belong to the cache (e.g. a split that shrank)."""
+    """Delete shards that no longer belong to the cache (e.g. a split that shrank).
+
+    The shards of images moved to sit with their twins (``<split>-moved-NNNNN``) are planned
+    after the others, so each kind is tidied against its own plans (``moved``).
+    """
     wanted = {p.npy for p in plans} | {p.sidecar for p in plans} | {paths.CACHE_SPEC}
-    stale = [n for n in storage.listdir(cache_url, settings) if n not in wanted]
+    stale = [
+        n
+        for n in storage.listdir(cache_url, settings)
+        if n not in wanted and (f"-{MOVED}" in n) == moved and n != paths.CACHE_SPEC
+    ]
     for name in stale:
         storage.remove(storage.join(cache_url, name), settings)
     return len(stale)

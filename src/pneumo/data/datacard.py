@@ -48,6 +48,7 @@ def build_card(
     config: dict[str, Any],
     listed: int,
     undersampled: int = 0,
+    near_duplicates: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``listed`` counts the images the source lists; ``totals.images`` those that are usable."""
     has_patients = bool(frame[schema.PATIENT_ID].notna().any())
@@ -91,6 +92,7 @@ def build_card(
         "by_age_band": _counts(with_age, "age_band") if "age_band" in with_age else {},
         "findings": ({f: int(frame[f].sum()) for f in schema.FINDINGS} if findings_known else None),
         "problems": problems,
+        **({"near_duplicates": near_duplicates} if near_duplicates is not None else {}),
         "notes": notes,
         "config": config,
     }

@@ -16,7 +16,7 @@ from pneumo import storage
 from pneumo.data import schema
 from pneumo.data.labels import read_id_list, read_nih_labels
 from pneumo.data.problems import Problem
-from pneumo.data.sources.layout import IMAGE_SUFFIXES, KERMANY_CLASSES, Layout
+from pneumo.data.sources.layout import IMAGE_SUFFIXES, KERMANY_CLASSES, Layout, kermany_patient
 from pneumo.settings import Settings
 
 NIH_LISTS = {"train_val": "train_val_list.txt", "test": "test_list.txt"}
@@ -129,20 +129,30 @@ def _kermany(layout: Layout, metadata_only: bool | None, settings: Settings | No
         rows.append((rel, parts[0], int(parts[1] == "PNEUMONIA"), stamp))
     frame = pd.DataFrame(rows, columns=[schema.IMAGE_ID, "folder", schema.LABEL, "stamp"])
     frame[schema.LABEL] = frame[schema.LABEL].astype("int8")
-    frame[schema.PATIENT_ID] = pd.Series([None] * len(frame), dtype="str")
+    patients = [
+        kermany_patient(folder, storage.name_of(rel))
+        for rel, folder in zip(frame[schema.IMAGE_ID], frame["folder"], strict=True)
+    ]
+    frame[schema.PATIENT_ID] = pd.Series(patients, dtype="object")
     for finding in schema.FINDINGS:
         frame[finding] = pd.array([pd.NA] * len(frame), dtype="Int8")
     frame[schema.TARGET] = frame[schema.LABEL].astype("Int8")
     frame[schema.PATH] = [storage.join(layout.root, r) for r in frame[schema.IMAGE_ID]]
     official = frame.pop("folder").map(lambda f: "test" if f == "test" else "train_val")
+    unnamed = int(frame[schema.PATIENT_ID].isna().sum())
     notes = [
-        "Kermany file names carry no patient id: the split is image-level, not "
-        "patient-grouped, so images of one patient may fall in different splits"
+        "Patient ids come from the Kermany file names (person<N>; IM-<NNNN>, with "
+        "NORMAL2-IM-<NNNN> taken for the same child), within each official split folder"
     ]
+    if unnamed:
+        notes.append(
+            f"{unnamed} file name(s) follow neither Kermany pattern: each of those images is its "
+            "own group, so the split is not fully patient-grouped"
+        )
     return Inventory(
         frame,
         metadata_only is not True,
-        False,
+        unnamed == 0,
         official,
         _digest(dict(zip(frame[schema.IMAGE_ID], frame["stamp"], strict=True))),
         len(frame),

@@ -18,14 +18,12 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from pneumo import paths, storage
 from pneumo.config import ExperimentConfig, dump_config
-from pneumo.data import cache, datacard, problems, schema
-from pneumo.data.decode.pool import Record, decode_many, worker_count
+from pneumo.data import datacard, problems, schema
+from pneumo.data.cache_build import build_cache, join_cache, keep_twins_together
 from pneumo.data.inventory import Inventory, take_inventory
 from pneumo.data.prepared import prepared_folder
 from pneumo.data.problems import Problem
@@ -37,15 +35,16 @@ from pneumo.preprocess import ImageSpec
 from pneumo.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: Kermany patients parsed from file names; twins kept in one split
 COLUMNS = [
     schema.IMAGE_ID, schema.PATH, schema.PATIENT_ID, schema.FOLLOW_UP, schema.AGE, schema.SEX,
     schema.VIEW, schema.ORIG_WIDTH, schema.ORIG_HEIGHT, *schema.FINDINGS, schema.LABEL,
-    schema.SPLIT, schema.SHARD, schema.SHARD_INDEX, schema.CONTENT_HASH, schema.SRC_MODE,
-    schema.MEAN_INTENSITY, schema.STD_INTENSITY,
+    schema.SPLIT, schema.SHARD, schema.SHARD_INDEX, schema.CONTENT_HASH, schema.PERCEPTUAL_HASH,
+    schema.SRC_MODE, schema.MEAN_INTENSITY, schema.STD_INTENSITY,
 ]  # fmt: skip
 IMAGE_COLUMNS = (schema.PATH, schema.SHARD, schema.SHARD_INDEX, schema.CONTENT_HASH,
-                 schema.SRC_MODE, schema.MEAN_INTENSITY, schema.STD_INTENSITY)  # fmt: skip
+                 schema.PERCEPTUAL_HASH, schema.SRC_MODE, schema.MEAN_INTENSITY,
+                 schema.STD_INTENSITY)  # fmt: skip
 METADATA_COLUMNS = [c for c in COLUMNS if c not in IMAGE_COLUMNS]
 
 
@@ -107,100 +106,6 @@ def _assign_splits(
     return frame.assign(**{schema.SPLIT: split}), method, left_out
 
 
-def _build_cache(
-    frame: pd.DataFrame, out: str, spec: ImageSpec, cfg: ExperimentConfig,
-    settings: Settings, progress: bool,
-) -> dict[str, tuple[str, int, Record]]:  # fmt: skip
-    """Fill the cache; returns image id → (shard file, index in shard or -1, record)."""
-    cache_url = storage.join(out, paths.CACHE)
-    storage.makedirs(cache_url, settings)
-    storage.remove_stale_temporaries(cache_url, settings)
-    entries = list(
-        zip(
-            frame[schema.SPLIT],
-            frame[schema.IMAGE_ID],
-            frame[schema.PATH],
-            frame["stamp"],
-            strict=True,
-        )
-    )
-    plans = cache.plan_shards(entries, spec, cfg.prepare.shard_size)
-    cache.remove_unplanned(cache_url, plans, settings)
-    cache.write_spec(cache_url, spec, settings)
-    results: dict[str, tuple[str, int, Record]] = {}
-    pending = []
-    for plan in plans:
-        done = cache.load_done(cache_url, plan, settings)
-        if done is None:
-            pending.append(plan)
-        else:
-            _collect(results, plan, done)
-    todo = sum(len(p.image_ids) for p in pending)
-    if not todo:
-        return results
-    log.info("decoding %d image(s) into %d shard(s); %d shard(s) already done",
-             todo, len(pending), len(plans) - len(pending))  # fmt: skip
-    urls = (url for plan in pending for url in plan.urls)
-    stream = decode_many(urls, spec, worker_count(settings.workers), todo)
-    with tqdm(total=todo, desc="caching images", unit="img", disable=not progress) as bar:
-        for plan in pending:
-            arrays: list[np.ndarray] = []
-            records: list[Record] = []
-            for _ in plan.image_ids:
-                record, pixels = next(stream)
-                if pixels is not None:
-                    record["index"] = len(arrays)
-                    arrays.append(pixels)
-                records.append(record)
-                bar.update()
-            cache.write_shard(cache_url, plan, arrays, records, spec.size, settings)
-            _collect(results, plan, records)
-    return results
-
-
-def _collect(
-    results: dict[str, tuple[str, int, Record]], plan: cache.ShardPlan, records: list[Record]
-) -> None:
-    for image_id, record in zip(plan.image_ids, records, strict=True):
-        results[image_id] = (plan.npy, int(record.get("index", -1)), record)
-
-
-def _join_cache(
-    frame: pd.DataFrame, results: dict[str, tuple[str, int, Record]]
-) -> tuple[pd.DataFrame, list[Problem]]:
-    """Add the cache columns; drop (and report) images that failed or duplicate another."""
-    entries = [results[i] for i in frame[schema.IMAGE_ID]]
-    records = [rec for _, _, rec in entries]
-    found = [
-        Problem(path, str(rec["reason"]), str(rec.get("detail", "")))
-        for path, rec in zip(frame[schema.PATH], records, strict=True)
-        if not rec["ok"]
-    ]
-    out = frame.copy()
-    out[schema.SHARD] = [shard for shard, _, _ in entries]
-    out[schema.SHARD_INDEX] = pd.Series([i for _, i, _ in entries], index=out.index, dtype="Int32")
-    for key in (schema.CONTENT_HASH, schema.SRC_MODE, schema.MEAN_INTENSITY, schema.STD_INTENSITY):
-        out[key] = [rec.get(key) for rec in records]
-    for key in (schema.ORIG_WIDTH, schema.ORIG_HEIGHT):
-        # The label file's value (NIH's original size) wins; else the decoded file's.
-        decoded = pd.Series([rec.get(key) for rec in records], index=out.index, dtype="Int32")
-        out[key] = out[key].fillna(decoded) if key in out else decoded
-    out = out[[bool(rec["ok"]) for rec in records]]
-    dup = out[schema.CONTENT_HASH].duplicated(keep="first")
-    if dup.any():
-        first = dict(
-            zip(out.loc[~dup, schema.CONTENT_HASH], out.loc[~dup, schema.PATH], strict=True)
-        )
-        found.extend(
-            Problem(path, "duplicate image", f"same content as {first[digest]}")
-            for path, digest in zip(
-                out.loc[dup, schema.PATH], out.loc[dup, schema.CONTENT_HASH], strict=True
-            )
-        )
-        out = out[~dup]
-    return out, found
-
-
 def prepare(
     dataset: Dataset, config: ExperimentConfig, settings: Settings | None = None,
     progress: bool = True,
@@ -228,13 +133,17 @@ def prepare(
         frame = undersample(frame, config.split.seed)
     undersampled = before - len(frame)
     mode = "images" if inv.has_images else "metadata-only"
+    twins = None
     if inv.has_images:
         spec = ImageSpec(
             config.prepare.image_size, config.prepare.resize, config.prepare.max_pixels
         )
-        results = _build_cache(frame, out, spec, config, settings, progress)
-        frame, bad = _join_cache(frame, results)
+        cache_url = storage.join(out, paths.CACHE)
+        results = build_cache(frame, cache_url, spec, config.prepare.shard_size, settings, progress)
+        frame, bad = join_cache(frame, results)
         all_problems.extend(bad)
+        shard_size = config.prepare.shard_size
+        frame, twins = keep_twins_together(frame, cache_url, spec, shard_size, settings)
     frame = frame.reindex(columns=COLUMNS if inv.has_images else METADATA_COLUMNS)
     frame = frame.sort_values([schema.SPLIT, schema.IMAGE_ID], kind="stable").reset_index(drop=True)
 
@@ -252,7 +161,7 @@ def prepare(
         frame, dataset=dataset.__dict__, mode=mode, split_method=method,
         patient_grouped=inv.patient_grouped, problems=problems.summary(all_problems),
         notes=inv.notes, config=config.model_dump(mode="json"), listed=inv.listed,
-        undersampled=undersampled,
+        undersampled=undersampled, near_duplicates=None if twins is None else twins.report(),
     )  # fmt: skip
     storage.write_json(card_url, data_card, settings)
     storage.write_text(storage.join(out, paths.CONFIG), dump_config(config), settings)

@@ -38,6 +38,7 @@ SPLIT = "split"
 SHARD = "shard"  # cache shard file name, e.g. "train-00000.npy"
 SHARD_INDEX = "shard_index"  # row of the image inside its shard
 CONTENT_HASH = "content_hash"  # SHA-1 of the source file bytes (duplicate detection)
+PERCEPTUAL_HASH = "perceptual_hash"  # of the cached pixels: re-encoded or resized twins
 SRC_MODE = "src_mode"  # Pillow mode of the source image ("L", "I;16", "RGB", ...)
 MEAN_INTENSITY = "mean_intensity"  # of the cached 8-bit image, 0-255
 STD_INTENSITY = "std_intensity"

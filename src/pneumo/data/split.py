@@ -1,7 +1,8 @@
 """Assign images to train / val / test without ever putting a patient in two splits.
 
-Groups are patients where the source knows them (NIH); where it does not (Kermany file names
-carry no patient id) each image is its own group and the data card says the split is image-level.
+Groups are patients where the source knows them (NIH's label file, Kermany's file names); an
+image without a patient id is its own group, and the data card then says the split is not
+patient-grouped.
 Groups are stratified by whether any of their images has Pneumonia, shuffled with the seed, and
 dealt out so that each split gets its share of *images* of each stratum.
 """

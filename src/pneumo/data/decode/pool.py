@@ -19,6 +19,7 @@ import numpy as np
 from pneumo import storage
 from pneumo.data.decode.failures import ImageDecodeError
 from pneumo.data.decode.image import decode
+from pneumo.data.near_duplicates import perceptual_hash
 from pneumo.preprocess import ImageSpec
 
 Record = dict[str, Any]
@@ -46,6 +47,7 @@ def decode_file(url: str, spec: ImageSpec) -> tuple[Record, np.ndarray | None]:
     record: Record = {
         "ok": True,
         "content_hash": digest,
+        "perceptual_hash": perceptual_hash(pixels),
         "src_mode": out.src_mode,
         "orig_width": out.orig_width,
         "orig_height": out.orig_height,

@@ -4,7 +4,8 @@
   empty column or the v2020 form), optional ``train_val_list.txt`` / ``test_list.txt``, images
   under ``images/``, ``images_0NN/images/`` or flat beside the CSV. A label file on its own is an
   NIH dataset without images (metadata-only).
-- Kermany: ``{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg``.
+- Kermany: ``{train,val,test}/{NORMAL,PNEUMONIA}/*.jpeg``. File names carry the child's id
+  (:func:`kermany_patient`), unique within one official split folder.
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ LayoutName = Literal["nih", "kermany"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 KERMANY_CLASSES = ("NORMAL", "PNEUMONIA")
 _LABEL_FILE = re.compile(r"^Data_Entry_2017.*\.csv(\.gz)?$", re.IGNORECASE)
+# person<N>_bacteria_<M>.jpeg, person<N>_virus_<M>[_<K>].jpeg: patient person<N>;
+# IM-<NNNN>-<MMMM>[-<K>].jpeg and NORMAL2-IM-<NNNN>-<MMMM>[-<K>].jpeg: patient IM-<NNNN>.
+_KERMANY_PATIENT = (
+    re.compile(r"^(person\d+)_(?:bacteria|virus)_\d+(?:_\d+)*\.jpe?g$", re.IGNORECASE),
+    re.compile(r"^(?:NORMAL\d*-)?(IM-\d+)-\d+(?:-\d+)*\.jpe?g$", re.IGNORECASE),
+)
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,22 @@ class Layout:
     root: str  # folder of the dataset
     label_file: str | None = None  # NIH only: URL of the label CSV
     labels_only: bool = False  # the dataset is a label file on its own (metadata-only)
+
+
+def kermany_patient(folder: str, name: str) -> str | None:
+    """The child a Kermany file shows, as ``<official split folder>/<id>``; None when the name
+    follows neither pattern.
+
+    Ids restart in each official split folder, so ``train/person1`` and ``test/person1`` are
+    different children. ``NORMAL2-IM-0115-…`` and ``IM-0115-…`` are taken for the same child
+    (the data's README names the patient ``IM-<NNNN>`` for both): if they are not, grouping
+    them only makes the split a little coarser, while the opposite mistake would leak a child.
+    """
+    for pattern in _KERMANY_PATIENT:
+        match = pattern.match(name)
+        if match:
+            return f"{folder}/{match.group(1)}"
+    return None
 
 
 def is_label_file(name: str) -> bool:
