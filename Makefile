@@ -10,7 +10,7 @@ TORCHVISION_VERSION ?= 0.29.1
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve serve clean
+.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve bench-predict serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -47,6 +47,9 @@ bench-gpu: $(STAMP)  ## on a CUDA machine: training benchmarks and the Kermany G
 
 bench-serve: $(STAMP)  ## service latency and throughput against bare in-process ONNX Runtime
 	$(BIN)/python benchmarks/serve_latency.py
+
+bench-predict: $(STAMP)  ## pneumo predict against bare decode + ONNX Runtime on the NIH sample
+	$(BIN)/python benchmarks/predict_throughput.py
 
 serve: $(STAMP)  ## serve the champion model (after train, register, promote)
 	$(BIN)/pneumo serve

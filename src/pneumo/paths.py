@@ -17,6 +17,7 @@ MLFLOW_ARTIFACTS_DIR = "mlartifacts"
 SERVING_CACHE_DIR = "serving-cache"
 REPORTS_DIR = "reports"  # comparison reports; `pneumo report` writes latest/ by default
 DEMO_DIR = "demo"  # which run `pneumo demo` trained for each dataset and config
+PREDICTIONS_DIR = "predictions"  # `pneumo predict`'s default table
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")
 USER_MODELS_DIR = "models"
@@ -57,6 +58,11 @@ MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 CARD_PAGE = "card.html"
 VERIFICATION_FILE = "verification.npz"
+
+# `pneumo predict` (see pneumo.stages.predict): the default table and, in its .partial folder
+# while it runs, which model the rows come from.
+PREDICTIONS_TABLE = "latest.parquet"
+PARTIAL_MODEL = "model.json"
 
 # In a comparison folder (see pneumo.reports.comparison).
 REPORT_HTML = "report.html"

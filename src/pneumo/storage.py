@@ -260,3 +260,34 @@ def write_table(url: str, frame: pd.DataFrame, settings: Settings | None = None)
     buf = io.BytesIO()
     frame.to_parquet(buf, index=False)
     write_bytes(url, buf.getvalue(), settings)
+
+
+def expand(
+    inputs: list[str], suffixes: tuple[str, ...], settings: Settings | None = None
+) -> list[str]:
+    """Files named by ``inputs`` (paths or fsspec URLs of files, folders or glob patterns), in
+    order, each once. A folder gives its files below it whose names end in ``suffixes`` (or
+    have no suffix: DICOM files often have none), hidden ones left out; a file or a pattern
+    gives what it names. A name that matches nothing raises FileNotFoundError naming it."""
+    found: dict[str, None] = {}
+    for item in inputs:
+        fs, path = fs_for(item, settings)
+        prefix = item.split("://", 1)[0] + "://" if is_remote(item) else ""
+        if any(c in path for c in "*?["):
+            matches = sorted(p for p in fs.glob(path) if fs.isfile(p))
+        elif fs.isdir(path):
+            matches = sorted(
+                p
+                for p in fs.find(path)
+                if not name_of(p).startswith(".")
+                and (name_of(p).lower().endswith(suffixes) or "." not in name_of(p))
+            )
+        elif fs.exists(path):
+            matches = [path]
+        else:
+            raise FileNotFoundError(item)
+        if not matches:
+            raise FileNotFoundError(item)
+        for match in matches:
+            found[prefix + match if prefix else absolute(match)] = None
+    return list(found)

@@ -220,7 +220,7 @@ def test_dashboard_metrics_are_in_the_live_scrape(image_service: ImageService) -
 # --- .dockerignore -----------------------------------------------------------------------------
 
 KEPT = [
-    "pyproject.toml", "README.md", "src/pneumo/cli.py",
+    "pyproject.toml", "README.md", "src/pneumo/cli/__init__.py",
     "src/pneumo/render/templates/service.html.j2", "configs/default.yaml",
 ]  # fmt: skip
 LEFT_OUT = [

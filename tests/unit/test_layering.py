@@ -14,6 +14,7 @@ LIGHT = [
     "pneumo.data.sources.synthetic",
     "pneumo.stages.eda",
     "pneumo.stages.fetch",
+    "pneumo.stages.predict",
     "pneumo.stages.prepare",
     "pneumo.stages.promote",
     "pneumo.stages.report",

@@ -35,6 +35,13 @@ def prepare_summary(result: PrepareResult) -> str:
         + f", {totals['pneumonia']:,} with Pneumonia ({card['mode']})"
     )
     lines.append(f"split: {card['split_method']}")
+    twins = card.get("near_duplicates")
+    if twins:
+        lines.append(
+            f"twins (re-encoded or resized copies): {twins['groups']} group(s) of "
+            f"{twins['images']} image(s), {twins['across_splits']} across splits, "
+            f"{twins['moved_images']} image(s) moved to keep each group in one split"
+        )
     for split, s in card["splits"].items():
         patients = f", {s['patients']:,} patients" if s.get("patients") is not None else ""
         prevalence = f"{s['prevalence']:.1%}" if s.get("prevalence") is not None else "n/a"

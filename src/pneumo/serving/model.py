@@ -29,6 +29,11 @@ class LoadedModel:
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
+    def decide(self, probability: float) -> tuple[str, bool]:
+        """("pneumonia" | "no pneumonia", positive) at the card's operating threshold."""
+        positive = probability >= self.threshold
+        return ("pneumonia" if positive else "no pneumonia"), positive
+
     @property
     def ident(self) -> dict[str, str]:
         return {"name": self.name, "version": self.version}

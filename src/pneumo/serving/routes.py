@@ -57,11 +57,6 @@ def require_key(request: Request) -> None:
 Protected = Annotated[None, Depends(require_key)]
 
 
-def _label(model: LoadedModel, p: float) -> tuple[str, bool]:
-    positive = p >= model.threshold
-    return ("pneumonia" if positive else "no pneumonia"), positive
-
-
 async def _score(
     state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
 ) -> float:
@@ -79,7 +74,7 @@ async def _score(
         array = await anyio.to_thread.run_sync(prepare_upload, data, model.spec, label)
     p = await batcher.submit(array, model)
     state.metrics.scores.observe(p)
-    state.metrics.predictions.labels(_label(model, p)[0]).inc()
+    state.metrics.predictions.labels(model.decide(p)[0]).inc()
     return p
 
 
@@ -90,7 +85,7 @@ async def predict(request: Request, _: Protected, file: UploadFile = File(...)) 
     state = service(request)
     model = state.model  # read once: this request uses this model to the end
     p = await _score(state, request.app.state.batcher, file, model, "file")
-    label, positive = _label(model, p)
+    label, positive = model.decide(p)
     request.state.log = {"model_version": model.version, "images": 1}
     return Prediction(
         probability=p, label=label, positive=positive, threshold=model.threshold,
@@ -123,7 +118,7 @@ async def predict_batch(
         for task in tasks:
             task.cancel()
         raise
-    decisions = [_label(model, p) for p in probs]
+    decisions = [model.decide(p) for p in probs]
     items = [
         BatchItem(index=i, probability=p, label=label, positive=positive)
         for i, (p, (label, positive)) in enumerate(zip(probs, decisions, strict=True))

@@ -33,16 +33,23 @@ def decode_file(url: str, spec: ImageSpec) -> tuple[Record, np.ndarray | None]:
         return {
             "ok": False,
             "reason": "missing file",
-            "detail": "file vanished while preparing",
+            "detail": "file vanished while it was being read",
+            "kind": "unreadable",
         }, None
     except OSError as exc:
-        return {"ok": False, "reason": "unreadable file", "detail": str(exc)}, None
+        return {
+            "ok": False,
+            "reason": "unreadable file",
+            "detail": str(exc),
+            "kind": "unreadable",
+        }, None
     digest = hashlib.sha1(data, usedforsecurity=False).hexdigest()
     try:
         out = decode(data, spec)
     except ImageDecodeError as exc:
         reason = exc.reason.split(":", 1)[0].split(" (", 1)[0]
-        return {"ok": False, "reason": reason, "detail": exc.reason, "content_hash": digest}, None
+        failure = {"ok": False, "reason": reason, "detail": exc.reason, "kind": exc.kind}
+        return {**failure, "content_hash": digest}, None
     pixels = out.pixels
     record: Record = {
         "ok": True,
@@ -64,14 +71,21 @@ def worker_count(requested: int) -> int:
 
 
 def decode_many(
-    urls: Iterable[str], spec: ImageSpec, workers: int, total: int
+    urls: Iterable[str], spec: ImageSpec, workers: int, total: int, *, clean: bool = False
 ) -> Iterator[tuple[Record, np.ndarray | None]]:
-    """Decode ``urls`` on ``workers`` processes, yielding results in input order."""
+    """Decode ``urls`` on ``workers`` processes, yielding results in input order.
+
+    Workers are forked from this process, or with ``clean`` from a fresh server process
+    (``forkserver``), for callers whose process already runs threads (ONNX Runtime's) that a
+    plain fork could copy mid-lock.
+    """
     task = partial(decode_file, spec=spec)
     if workers <= 1 or total <= 2:
         yield from map(task, urls)
         return
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    methods = multiprocessing.get_all_start_methods()
+    preferred = ("forkserver", "spawn") if clean else ("fork", "spawn")
+    method = next(m for m in preferred if m in methods)
     ctx = multiprocessing.get_context(method)
     chunk = max(1, min(16, total // (workers * 8)))
     with ctx.Pool(workers) as pool:

@@ -1,0 +1,142 @@
+"""What the benchmarks share: real NIH images, the machine's description, a CPU-noise watch and
+a model package of a randomly initialised backbone (speed does not depend on the weights)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+OPSET = 18
+VERIFICATION_IMAGES = 4
+PARITY_TOLERANCE = 1e-4
+NOISE = 0.1  # other processes' share of the CPUs above which a phase is flagged
+
+
+def image_files(n: int) -> tuple[Path, list[Path]]:
+    default = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    root = Path(os.environ.get("PNEUMO_TEST_DATA", default)) / "nih-sample"
+    files = sorted(root.rglob("*.png")) if root.is_dir() else []
+    if not files:
+        raise SystemExit(
+            f"no PNG images under {root}: set PNEUMO_TEST_DATA to the folder holding "
+            "nih-sample/ (real NIH chest X-rays; default ../shared/data next to the repository)"
+        )
+    return root, files[:n]
+
+
+def cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    import platform
+
+    return platform.processor() or "unknown CPU"
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+class CpuWatch:
+    """The share of the machine's CPUs that went to anything but this script and its service.
+
+    On a shared machine (tests or training running beside the benchmark) the figures mean little;
+    this says so. Linux only (/proc); elsewhere it reports nothing.
+    """
+
+    def __init__(self) -> None:
+        self.pids = [os.getpid()]
+        self.worst = 0.0
+        self._mark = self._read()
+
+    @staticmethod
+    def _jiffies(pid: int) -> int:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+
+    def _read(self) -> tuple[float, int, int] | None:
+        try:
+            values = [int(x) for x in Path("/proc/stat").read_text().split()[1:9]]
+            busy = sum(values) - values[3] - values[4]  # all but idle and iowait (steal counts)
+            ours = sum(self._jiffies(pid) for pid in self.pids)
+        except (OSError, ValueError, IndexError):
+            return None
+        return time.monotonic(), busy, ours
+
+    def mark(self) -> None:
+        self._mark = self._read()
+
+    def other(self) -> str:
+        """'N%' of the CPUs used by other processes since the last mark (and a new mark)."""
+        now, then = self._read(), self._mark
+        self._mark = now
+        if now is None or then is None or now[0] <= then[0]:
+            return ""
+        capacity = (now[0] - then[0]) * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+        share = max(0.0, ((now[1] - then[1]) - (now[2] - then[2])) / capacity)
+        self.worst = max(self.worst, share)
+        return f"{share:.0%}" + (" NOISY" if share > NOISE else "")
+
+
+def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -> float:
+    """A package of a randomly initialised model; returns the seconds export took."""
+    import torch
+
+    from pneumo.data.decode.image import decode
+    from pneumo.models.backbones import build_model
+    from pneumo.packaging.export import export_onnx, parity
+    from pneumo.packaging.modelcard import FORMAT, ModelCard
+    from pneumo.packaging.package import Verification, package_files, sha256_bytes, write_files
+    from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
+    from pneumo.preprocess import ImageSpec, PreprocessSpec
+    from pneumo.reports import modelcard_page as cards
+
+    torch.manual_seed(0)
+    model = build_model(backbone, weights="none", num_outputs=1).eval()
+    spec = PreprocessSpec(ImageSpec(size=size), mean=0.5, std=0.25)
+    start = time.perf_counter()
+    onnx = export_onnx(model, size, OPSET)
+    seconds = time.perf_counter() - start
+    pixels = np.stack([decode(data, spec.image).pixels for data in images[:VERIFICATION_IMAGES]])
+    with torch.inference_mode():
+        check = parity(model, onnx, pixels, spec)
+    worst = check.max_abs_diff
+    if not worst <= PARITY_TOLERANCE:
+        raise SystemExit(
+            f"ONNX and PyTorch disagree on {backbone}: max |dp| {worst:.2e} > {PARITY_TOLERANCE}"
+        )
+    card: dict[str, Any] = {
+        "format": FORMAT,
+        "name": "pneumonia-benchmark",
+        "model": {
+            "backbone": backbone,
+            "weights": "random (benchmark: speed does not depend on them)",
+            "input": {"name": INPUT_NAME, "shape": ["batch", 1, size, size], "dtype": "float32"},
+            "output": {"name": OUTPUT_NAME, "shape": ["batch", 1], "meaning": "P(pneumonia)"},
+            "onnx_opset": OPSET,
+        },
+        "preprocessing": {**spec.to_dict(), "steps": "decode → resize → x/255 → (x-mean)/std"},
+        "threshold": {"value": 0.5, "chosen_on": "none (benchmark)"},
+        "parity": {
+            "images": len(pixels),
+            "split": "nih-sample",
+            "max_abs_diff": worst,
+            "tolerance": PARITY_TOLERANCE,
+        },
+        "model_sha256": sha256_bytes(onnx),
+        "intended_use": "Benchmarking only: random weights, meaningless predictions.",
+        "limitations": ["Random weights: the probabilities mean nothing."],
+    }
+    check_set = Verification(pixels, check.torch_probabilities)
+    typed = ModelCard.from_dict(card, "the benchmark's card")
+    write_files(folder, package_files(onnx, typed, cards.render_html(card), check_set))
+    return seconds

@@ -1,0 +1,182 @@
+"""`pneumo predict`: score files in bulk with a registered model, torch-free, resumably.
+
+Files come from paths, folders, glob patterns or fsspec URLs (PNG, JPEG, DICOM). They are
+decoded in parallel over all cores by the same :func:`pneumo.data.decode.image.decode` the
+service and the training cache use, normalised by the model's own preprocessing and scored by
+ONNX Runtime in batches, through the service's model loader (checksum and verification images
+checked first). A file that cannot be scored gets its reason on its row and never stops the
+batch. Rows are written every :data:`CHUNK` files to ``<out>.partial/``; a killed run started
+again with the same model skips what is written there, and the table is assembled (Parquet and
+CSV) only at the end.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pneumo import paths, storage
+from pneumo.data.decode.pool import Record, decode_many, worker_count
+from pneumo.errors import DataError
+from pneumo.serving.model import LoadedModel
+from pneumo.serving.source import make_source
+from pneumo.serving.state import load_version
+from pneumo.settings import ServeSettings, Settings, get_settings
+
+SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
+DTYPES = {
+    "file": "string", "probability": "float64", "decision": "string", "threshold": "float64",
+    "model": "string", "version": "string", "error": "string",
+}  # fmt: skip
+COLUMNS = list(DTYPES)
+CHUNK = 256  # rows per partial file: what a kill can lose
+
+
+@dataclass(frozen=True)
+class Predicted:
+    out: str
+    csv: str
+    rows: int
+    failed: int
+    resumed: int  # rows an interrupted run had written
+    model: str
+
+    def summary(self) -> str:
+        lines = [
+            f"{self.rows:,} file(s) by {self.model}: {self.failed:,} could not be scored "
+            "(see their error)"
+        ]
+        if self.resumed:
+            lines.append(f"  ({self.resumed:,} taken from the interrupted run)")
+        lines.append(f"table: {self.out}\n       {self.csv}")
+        return "\n".join(lines)
+
+
+def _row(
+    model: LoadedModel, file: str, probability: float | None, error: str | None
+) -> dict[str, Any]:
+    decision = None if probability is None else model.decide(probability)[0]
+    return {
+        "file": file, "probability": probability, "decision": decision,
+        "threshold": model.threshold, "model": model.name, "version": model.version,
+        "error": error,
+    }  # fmt: skip
+
+
+def _scored(
+    model: LoadedModel, files: list[str], batch: int, workers: int
+) -> Iterator[dict[str, Any]]:
+    """One row per file, in order; decoded on ``workers`` processes, scored ``batch`` at a time."""
+    stream = decode_many(files, model.spec.image, workers, len(files), clean=True)
+    pending: list[tuple[str, np.ndarray]] = []
+    for file, (record, pixels) in zip(files, stream, strict=True):
+        if pixels is None:
+            yield from _flush(model, pending)
+            pending = []
+            yield _row(model, file, None, _reason(record))
+            continue
+        pending.append((file, pixels))
+        if len(pending) >= batch:
+            yield from _flush(model, pending)
+            pending = []
+    yield from _flush(model, pending)
+
+
+def _flush(model: LoadedModel, pending: list[tuple[str, np.ndarray]]) -> Iterator[dict[str, Any]]:
+    if not pending:
+        return
+    probabilities = model.predict(model.spec.normalize(np.stack([p for _, p in pending])))
+    for (file, _), probability in zip(pending, probabilities, strict=True):
+        yield _row(model, file, float(probability), None)
+
+
+def _reason(record: Record) -> str:
+    return str(record.get("detail") or record.get("reason") or "could not be decoded")
+
+
+class _Partial:
+    """The rows written so far, in ``<out>.partial/``, for the model that wrote them."""
+
+    def __init__(self, out: str, model: LoadedModel, settings: Settings) -> None:
+        self.folder, self.settings = f"{out}.partial", settings
+        self.identity = {
+            "model": model.name,
+            "version": model.version,
+            "sha256": model.card.model_sha256,
+        }
+        state = storage.join(self.folder, paths.PARTIAL_MODEL)
+        if storage.exists(state, settings) and storage.read_json(state, settings) != self.identity:
+            storage.remove(self.folder, settings)  # another model's rows: start again
+        storage.makedirs(self.folder, settings)
+        storage.write_json(state, self.identity, settings)
+        self.chunks = sorted(
+            n for n in storage.listdir(self.folder, settings) if n.endswith(".parquet")
+        )
+
+    def rows(self) -> pd.DataFrame:
+        tables = [
+            storage.read_table(storage.join(self.folder, n), self.settings) for n in self.chunks
+        ]
+        rows = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=COLUMNS)
+        return rows.astype(DTYPES)
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        name = f"chunk-{len(self.chunks):05d}.parquet"
+        table = pd.DataFrame(rows, columns=COLUMNS).astype(DTYPES)
+        storage.write_table(storage.join(self.folder, name), table, self.settings)
+        self.chunks.append(name)
+
+
+def predict(
+    inputs: list[str], model: LoadedModel, out: str, *, batch: int = 32, progress: bool = True,
+    settings: Settings | None = None,
+) -> Predicted:  # fmt: skip
+    """Score every file ``inputs`` name with ``model``; the table goes to ``out`` (Parquet,
+    and CSV beside it)."""
+    settings = settings or get_settings()
+    try:
+        files = storage.expand(inputs, SUFFIXES, settings)
+    except FileNotFoundError as exc:
+        raise DataError(
+            f"nothing to score at {exc}", hint="give files, folders or glob patterns"
+        ) from None
+    partial = _Partial(out, model, settings)
+    earlier = partial.rows()
+    done = set(earlier["file"])
+    todo = [f for f in files if f not in done]
+    workers = worker_count(settings.workers)
+    with tqdm(total=len(files), initial=len(files) - len(todo), desc="predict", unit="file",
+              disable=not progress, file=sys.stderr) as bar:  # fmt: skip
+        rows = _scored(model, todo, batch, workers)
+        while chunk := list(itertools.islice(rows, CHUNK)):
+            partial.write(chunk)
+            bar.update(len(chunk))
+    table = partial.rows()
+    order = {f: i for i, f in enumerate(files)}
+    table = table[table["file"].isin(order)].sort_values("file", key=lambda s: s.map(order))
+    table = table.reset_index(drop=True)
+    csv = out.removesuffix(".parquet") + ".csv"
+    storage.write_table(out, table, settings)
+    storage.write_text(csv, table.to_csv(index=False), settings)
+    storage.remove(partial.folder, settings)
+    failed = int(table["error"].notna().sum())
+    ident = f"{model.name} v{model.version}"
+    return Predicted(out, csv, len(table), failed, len(files) - len(todo), ident)
+
+
+def run(
+    inputs: list[str], model: str | None, out: str | None, *, batch: int = 32, progress: bool = True
+) -> Predicted:
+    settings, serve = get_settings(), ServeSettings()
+    source = make_source(model or serve.serve_model, settings, serve.cache_dir(settings.root))
+    loaded = load_version(source, source.current(), serve)
+    target = storage.absolute(out) if out else None
+    target = target or storage.join(settings.root, paths.PREDICTIONS_DIR, paths.PREDICTIONS_TABLE)
+    return predict(inputs, loaded, target, batch=batch, progress=progress, settings=settings)
