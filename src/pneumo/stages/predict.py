@@ -18,17 +18,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from pneumo import paths, storage
-from pneumo.data.decode.pool import Record, decode_many, worker_count
+from pneumo.data.decode.pool import worker_count
 from pneumo.errors import DataError
 from pneumo.serving.model import LoadedModel
 from pneumo.serving.source import make_source
 from pneumo.serving.state import load_version
 from pneumo.settings import ServeSettings, Settings, get_settings
+from pneumo.stages.batch_scoring import reason, score_files
 
 SUFFIXES = (".png", ".jpg", ".jpeg", ".dcm", ".dicom")
 DTYPES = {
@@ -70,35 +70,12 @@ def _row(
     }  # fmt: skip
 
 
-def _scored(
+def _rows(
     model: LoadedModel, files: list[str], batch: int, workers: int
 ) -> Iterator[dict[str, Any]]:
-    """One row per file, in order; decoded on ``workers`` processes, scored ``batch`` at a time."""
-    stream = decode_many(files, model.spec.image, workers, len(files), clean=True)
-    pending: list[tuple[str, np.ndarray]] = []
-    for file, (record, pixels) in zip(files, stream, strict=True):
-        if pixels is None:
-            yield from _flush(model, pending)
-            pending = []
-            yield _row(model, file, None, _reason(record))
-            continue
-        pending.append((file, pixels))
-        if len(pending) >= batch:
-            yield from _flush(model, pending)
-            pending = []
-    yield from _flush(model, pending)
-
-
-def _flush(model: LoadedModel, pending: list[tuple[str, np.ndarray]]) -> Iterator[dict[str, Any]]:
-    if not pending:
-        return
-    probabilities = model.predict(model.spec.normalize(np.stack([p for _, p in pending])))
-    for (file, _), probability in zip(pending, probabilities, strict=True):
-        yield _row(model, file, float(probability), None)
-
-
-def _reason(record: Record) -> str:
-    return str(record.get("detail") or record.get("reason") or "could not be decoded")
+    for scored in score_files(files, model.spec, model.predict, batch, workers):
+        error = None if scored.probability is not None else reason(scored.record)
+        yield _row(model, scored.file, scored.probability, error)
 
 
 class _Partial:
@@ -154,7 +131,7 @@ def predict(
     workers = worker_count(settings.workers)
     with tqdm(total=len(files), initial=len(files) - len(todo), desc="predict", unit="file",
               disable=not progress, file=sys.stderr) as bar:  # fmt: skip
-        rows = _scored(model, todo, batch, workers)
+        rows = _rows(model, todo, batch, workers)
         while chunk := list(itertools.islice(rows, CHUNK)):
             partial.write(chunk)
             bar.update(len(chunk))

@@ -1,0 +1,60 @@
+"""Files to probabilities: decoded in parallel, normalised, scored a batch at a time.
+
+The one scoring loop of `pneumo predict` and of external evaluation: the decode pool of
+:mod:`pneumo.data.decode.pool` (workers from a forkserver, since the scorer's threads already
+run), the model's own preprocessing, and any ``predict(batch) -> probabilities`` (ONNX Runtime
+or PyTorch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from pneumo.data.decode.pool import Record, decode_many
+from pneumo.preprocess import PreprocessSpec
+
+Predict = Callable[[np.ndarray], np.ndarray]  # float32 (N, 1, S, S) -> (N,) probabilities
+
+
+@dataclass(frozen=True)
+class Scored:
+    file: str
+    probability: float | None  # None when the file could not be decoded
+    record: Record  # the decoder's record: content and perceptual hashes, or the reason
+
+
+def score_files(
+    files: list[str], spec: PreprocessSpec, predict: Predict, batch: int, workers: int
+) -> Iterator[Scored]:
+    """One :class:`Scored` per file, in order."""
+    stream = decode_many(files, spec.image, workers, len(files), clean=True)
+    pending: list[tuple[str, Record, np.ndarray]] = []
+    for file, (record, pixels) in zip(files, stream, strict=True):
+        if pixels is None:
+            yield from _flush(spec, predict, pending)
+            pending = []
+            yield Scored(file, None, record)
+            continue
+        pending.append((file, record, pixels))
+        if len(pending) >= batch:
+            yield from _flush(spec, predict, pending)
+            pending = []
+    yield from _flush(spec, predict, pending)
+
+
+def _flush(
+    spec: PreprocessSpec, predict: Predict, pending: list[tuple[str, Record, np.ndarray]]
+) -> Iterator[Scored]:
+    if not pending:
+        return
+    probabilities = predict(spec.normalize(np.stack([p for _, _, p in pending])))
+    for (file, record, _), probability in zip(pending, probabilities, strict=True):
+        yield Scored(file, float(probability), record)
+
+
+def reason(record: Record) -> str:
+    """Why a file could not be scored, as a sentence."""
+    return str(record.get("detail") or record.get("reason") or "could not be decoded")
