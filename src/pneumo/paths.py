@@ -18,6 +18,7 @@ SERVING_CACHE_DIR = "serving-cache"
 REPORTS_DIR = "reports"  # comparison reports; `pneumo report` writes latest/ by default
 DEMO_DIR = "demo"  # which run `pneumo demo` trained for each dataset and config
 PREDICTIONS_DIR = "predictions"  # `pneumo predict`'s default table
+EVALUATIONS_DIR = "evaluations"  # external evaluations of registered versions and packages
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")
 USER_MODELS_DIR = "models"
@@ -58,6 +59,7 @@ MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"
 CARD_PAGE = "card.html"
 VERIFICATION_FILE = "verification.npz"
+TRAINING_IMAGES = "training_images.json"  # hashes of the train and val images (optional)
 
 # `pneumo predict` (see pneumo.stages.predict): the default table and, in its .partial folder
 # while it runs, which model the rows come from.
@@ -76,3 +78,9 @@ ARTIFACT_PACKAGES_DIR = "packages"
 def evaluation_dir(split: str) -> str:
     """The folder (in a run, and among its MLflow artifacts) of an evaluation on ``split``."""
     return f"eval-{split}"
+
+
+def external_dir(label: str) -> str:
+    """The folder (in a run or under ``evaluations/<model>/``, and among the run's MLflow
+    artifacts) of an external evaluation, e.g. ``external-kermany-test``."""
+    return f"external-{label}"

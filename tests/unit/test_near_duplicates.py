@@ -16,6 +16,7 @@ from pneumo.data.near_duplicates import (
     MAX_DISTANCE,
     _signs,
     keep_together,
+    near_any,
     near_pairs,
     perceptual_hash,
 )
@@ -76,6 +77,18 @@ def test_near_pairs_finds_exactly_the_twins() -> None:
     hashes.append(perceptual_hash(reencoded(film(19), 0.6, 65)))
     assert sorted(near_pairs(hashes)) == [(7, 30), (19, 31)]
     assert near_pairs(hashes[:1]) == []
+
+
+def test_near_any_flags_only_the_queries_with_a_twin_among_the_references() -> None:
+    references = [perceptual_hash(film(s)) for s in range(20)]
+    queries = [
+        perceptual_hash(reencoded(film(3), 0.75, 75)),  # a re-saved copy of reference 3
+        perceptual_hash(film(40)),  # another child
+        perceptual_hash(film(11)),  # reference 11 itself
+    ]
+    assert near_any(queries, references).tolist() == [True, False, True]
+    assert near_any(queries, []).tolist() == [False, False, False]
+    assert near_any([], references).shape == (0,)
 
 
 def frame(rows: Sequence[tuple[str, str | None, str, np.ndarray]]) -> pd.DataFrame:

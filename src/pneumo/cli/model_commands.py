@@ -39,15 +39,40 @@ def train(
 @app.command("evaluate")
 def evaluate(
     run: Annotated[
-        str, arg("Run id, run folder, checkpoint (.pt) path or URL, or 'last'.")
+        str,
+        arg(
+            "Run id, run folder, checkpoint (.pt) path or URL, or 'last'; with --external also "
+            "a registered version (models:/pneumonia@champion) or a package folder."
+        ),
     ] = "last",
     config: ConfigOpt = None,
     overrides: Overrides = None,
-    split: Annotated[str | None, opt("train | val | test (default: test).")] = None,
+    split: Annotated[
+        str | None,
+        opt(
+            "train | val | test (default: test); with --external, one of the dataset's own "
+            "splits (a Kermany folder: train, val, test; NIH: train_val, test; default: all)."
+        ),
+    ] = None,
     dataset: DatasetOpt = None,
+    external: Annotated[
+        str | None,
+        opt(
+            "Evaluate on a dataset the model never saw (a registered name or a path), at the "
+            "threshold the model carries; images it trained on are left out and counted."
+        ),
+    ] = None,
     out: Annotated[str | None, opt("Folder for metrics.json, report.md, figures.")] = None,
 ) -> None:
     """Metrics with confidence intervals on a split, at a threshold chosen on validation."""
+    if external is not None:
+        if dataset is not None:
+            raise typer.BadParameter("give --external DATASET or --dataset, not both")
+        from pneumo.stages import external as outside
+
+        found = outside.run(run, external, config, overrides or [], split=split, out=out)
+        typer.echo(found.summary())
+        return
     from pneumo.stages import evaluate as stage
 
     result = stage.run(run, config, overrides or [], split=split, dataset=dataset, out=out)

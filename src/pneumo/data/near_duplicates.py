@@ -82,6 +82,21 @@ def near_pairs(hashes: Sequence[str], max_distance: int = MAX_DISTANCE) -> list[
     return pairs
 
 
+def near_any(
+    queries: Sequence[str], references: Sequence[str], max_distance: int = MAX_DISTANCE
+) -> npt.NDArray[np.bool_]:
+    """For each query hash, whether any reference hash is within ``max_distance`` bits."""
+    found = np.zeros(len(queries), dtype=bool)
+    if not len(queries) or not len(references):
+        return found
+    refs = _signs(references)
+    least_dot = BITS - 2 * max_distance
+    for start in range(0, len(queries), _CHUNK):
+        dots = _signs(queries[start : start + _CHUNK]) @ refs.T
+        found[start : start + len(dots)] = (dots >= least_dot - 0.5).any(axis=1)
+    return found
+
+
 def _components(n: int, edges: Sequence[tuple[int, int]]) -> npt.NDArray[np.int64]:
     """A component label per node (union-find with path halving)."""
     parent = np.arange(n)

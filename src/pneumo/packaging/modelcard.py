@@ -77,6 +77,10 @@ class CardThreshold(_Section):
     method: str | None = None
     target: float | None = None
     chosen_on: str | None = None
+    # what the threshold gave on the split that chose it (cards since 0.2)
+    val_sensitivity: float | None = None
+    val_specificity: float | None = None
+    n_val: int | None = None
 
 
 class MetricValue(_Section):
@@ -193,6 +197,8 @@ class ModelCard(_Section):
             "onnx_opset": export["opset"],
         }  # fmt: skip
         threshold = {k: rule.get(k) for k in ("method", "target", "chosen_on")}
+        achieved = ("val_sensitivity", "val_specificity", "n_val")
+        threshold.update({k: rule[k] for k in achieved if k in rule})
         document = {
             "format": FORMAT,
             "name": name,

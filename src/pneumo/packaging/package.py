@@ -6,6 +6,8 @@
     card.json          the model card (see :mod:`pneumo.packaging.modelcard`)
     card.html          the same card, for people
     verification.npz   a few validation images (uint8) and the probabilities PyTorch gave them
+    training_images.json  hashes of the train and val images (see packaging.training_images;
+                       absent from packages registered before it existed)
 
 The card records the SHA-256 of ``model.onnx``; a loader checks it and re-scores the
 verification images, so a corrupt, swapped or mis-exported file is refused before it serves.
@@ -55,14 +57,23 @@ def card_bytes(card: ModelCard) -> bytes:
     return (json.dumps(card.to_dict(), indent=2, allow_nan=False) + "\n").encode()
 
 
-def package_files(onnx: bytes, card: ModelCard, page: str, check: Verification) -> dict[str, bytes]:
-    """The package's four files, by name."""
-    return {
+def package_files(
+    onnx: bytes,
+    card: ModelCard,
+    page: str,
+    check: Verification,
+    training_images: bytes | None = None,
+) -> dict[str, bytes]:
+    """The package's files, by name."""
+    files = {
         MODEL_FILE: onnx,
         CARD_FILE: card_bytes(card),
         CARD_PAGE: page.encode(),
         VERIFICATION_FILE: verification_bytes(check),
     }
+    if training_images is not None:
+        files[paths.TRAINING_IMAGES] = training_images
+    return files
 
 
 def write_files(folder: Path, files: dict[str, bytes]) -> None:

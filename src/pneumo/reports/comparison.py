@@ -8,7 +8,7 @@ figure): render.markdown for one, ``templates/comparison.html.j2`` for the other
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +19,7 @@ from pneumo.config import PromoteConfig
 from pneumo.packaging.card_fields import lookup
 from pneumo.packaging.card_rows import metric_rows as card_metric_rows
 from pneumo.packaging.card_rows import plain
+from pneumo.packaging.external_results import ROW_HEADER, result_rows
 from pneumo.packaging.promotion import Gate, check_gate
 from pneumo.render.document import Cell, Table, table
 from pneumo.render.figures import CURVE, GREY, GRID, POSITIVE, data_uri
@@ -47,6 +48,14 @@ INTERVALS = (
     "model's own validation-chosen threshold."
 )
 NO_GATE = "n/a (compare registered versions for a verdict)"
+EXTERNAL_NOTE = (
+    "Each at the model's own threshold, on images it never saw (those it trained or validated "
+    "on are left out): `pneumo evaluate MODEL --external DATASET`."
+)
+NO_EXTERNAL = (
+    "No external results yet: `pneumo evaluate MODEL --external DATASET` scores a model on "
+    "data it never saw."
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class Subject:
     card: dict[str, Any]
     predictions: pd.DataFrame | None  # columns label, probability
     registered: bool
+    external: dict[str, dict[str, Any]] = field(default_factory=dict)  # label → result record
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class Comparison:
     data: list[DataRow]
     gate: Gate | None
     figure: bytes | None  # the curves' PNG
+    external: list[list[str]]  # each model's results on data it never saw
 
 
 def metric_rows(a: Subject, b: Subject | None) -> list[list[str]]:
@@ -169,6 +180,7 @@ def compare(a: Subject, b: Subject | None, gate: Gate | None) -> Comparison:
         data=data_rows(a, b),
         gate=gate,
         figure=figure,
+        external=[row for s in (a, b) if s is not None for row in result_rows(s.label, s.external)],
     )
 
 
@@ -199,6 +211,11 @@ def render_markdown(c: Comparison) -> str:
         parts += [f"![ROC and PR curves]({paths.CURVES_FIGURE})", ""]
     rows = [[r.label, r.new, r.old, _same(r, "**differs**")] for r in c.data]
     parts += ["### Data", "", markdown_table(["", a, b, ""], rows), ""]
+    parts += ["### External validation", ""]
+    if c.external:
+        parts += [markdown_table(ROW_HEADER, c.external), "", EXTERNAL_NOTE, ""]
+    else:
+        parts += [NO_EXTERNAL, ""]
     return "\n".join(parts)
 
 
@@ -222,6 +239,8 @@ def render_html(c: Comparison) -> str:
         no_gate=f"Promotion gate: {NO_GATE}",
         figure=data_uri(c.figure) if c.figure else None,
         data=Table(["", a, b, ""], rows),
+        external=table(ROW_HEADER, c.external) if c.external else None,
+        external_note=EXTERNAL_NOTE if c.external else NO_EXTERNAL,
     )
 
 

@@ -13,6 +13,7 @@ from pneumo import paths
 from pneumo.metrics.names import LABELS, METRICS
 from pneumo.render.markdown import table
 from pneumo.render.text import interval, number, percent, with_interval
+from pneumo.reports.external_text import expected_vs_observed, external_caveats, left_out
 
 # The headline table's rows: every metric, named as people read it.
 HEADLINE = tuple((key, LABELS[key]) for key in METRICS)
@@ -51,7 +52,15 @@ def threshold_sentence(summary: dict[str, Any]) -> str:
     achieved = (
         f" There{n_val} it gave sensitivity {number(rule.get('val_sensitivity'))}"
         f" / specificity {number(rule.get('val_specificity'))}."
+        if rule.get("val_sensitivity") is not None
+        else ""
     )
+    if rule.get("carried"):
+        own = "validation" if where == "val" else where
+        return (
+            f"Threshold {value}: the one the model carries, chosen on **its own {own}** split "
+            f"by {how}, and applied here unchanged (not re-chosen on this data).{achieved}"
+        )
     return f"Threshold {value}, chosen on the **{where}** split by {how}.{achieved}"
 
 
@@ -87,6 +96,9 @@ def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, A
     lines += _table(["Metric", "Value", f"{level}% CI", "Note"], rows)
     lines += [f"![ROC curve]({paths.ROC_FIGURE})", ""]
     lines += [f"![Precision-recall curve]({paths.PR_FIGURE})", ""]
+    if "expected" in summary:
+        lines += expected_vs_observed(summary)
+        lines += left_out(summary, context.get("images_listed"))
 
     lines += ["## Operating threshold", "", threshold_sentence(summary), ""]
     lines += ["## Confusion matrix", ""]
@@ -102,7 +114,8 @@ def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, A
     lines += _calibration(summary)
     lines += _subgroups(summary)
     lines += ["## Caveats", ""]
-    lines += [f"- {c}" for c in caveats(summary, context)]
+    external = external_caveats(summary) if "expected" in summary else []
+    lines += [f"- {c}" for c in (*external, *caveats(summary, context))]
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pneumo import paths
 from pneumo.data.preparation import PrepareResult
 from pneumo.metrics.names import CARD_METRICS
+from pneumo.packaging.external_results import one_line
 from pneumo.render.text import with_interval
 
 
@@ -80,6 +81,26 @@ def evaluation_summary(metrics: Mapping[str, Any], out: str, report: str) -> str
     return "\n".join(lines)
 
 
+def external_summary(metrics: Mapping[str, Any], out: str, report: str, recorded: list[str]) -> str:
+    """An external evaluation: the usual summary, what the model expected, what was left out."""
+    lines = [evaluation_summary(metrics, out, report).replace("on validation)", "carried)")]
+    for split, own in metrics.get("expected", {}).items():
+        shown = [k for k in CARD_METRICS if (own.get(k) or {}).get("value") is not None]
+        figures = [f"{k} {own[k]['value']:.3f}" for k in shown]
+        lines.append(f"expected (its own {split} split): " + ", ".join(figures))
+    left = metrics["exclusions"]
+    if left.get("checked_against"):
+        lines.append(
+            f"left out: {left['seen_identical']:,} identical to and {left['seen_twins']:,} "
+            "re-encoded copies of the model's training or validation images"
+        )
+    else:
+        lines.append("NOT checked against the model's training images (none known here)")
+    lines.append(f"          {left['unusable']:,} unusable, {left['duplicates']:,} duplicates")
+    lines.append("recorded on: " + ("; ".join(recorded) if recorded else "nothing (not tracked)"))
+    return "\n".join(lines)
+
+
 def training_summary(
     run_id: str,
     epochs: int,
@@ -131,8 +152,10 @@ def history_summary(
     versions: Sequence[tuple[str, str, str | None]],
     aliases: Mapping[str, str],
     records: Sequence[Mapping[str, Any]],
+    external: Mapping[str, Mapping[str, dict[str, Any]]] | None = None,
 ) -> str:
-    """``versions`` holds (version, test AUROC tag, run id) in version order."""
+    """``versions`` holds (version, test AUROC tag, run id) in version order; ``external`` each
+    version's results on data it never saw (label → record)."""
     by_version: dict[str, list[str]] = {}
     for alias, version in aliases.items():
         by_version.setdefault(version, []).append(alias)
@@ -140,6 +163,8 @@ def history_summary(
     for version, auroc, run_id in versions:
         marks = ",".join(sorted(by_version.get(version, [])))
         lines.append(f"  v{version:<4} {marks:<22} test AUROC {auroc:<9} run {run_id}")
+        for label, record in (external or {}).get(version, {}).items():
+            lines.append(f"         external {one_line(label, record)}")
     lines.append("promotions:" if records else "no promotions yet")
     for r in records:
         forced = " FORCED" if r.get("forced") else ""

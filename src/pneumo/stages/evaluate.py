@@ -61,7 +61,7 @@ def current_evaluation(
     return metrics if same and ctx.get("split") == split else None
 
 
-def _check_data(entry: Dataset, data: PreparedData, meta: CheckpointMeta) -> None:
+def check_data(entry: Dataset, data: PreparedData, meta: CheckpointMeta) -> None:
     ours, theirs = data.card["manifest_hash"], meta.manifest_hash
     if ours != theirs:
         raise DataError(
@@ -120,7 +120,7 @@ def evaluate(
         )
     entry = datasets.resolve(dataset or meta.dataset, settings)
     data = load_prepared(entry, settings)
-    _check_data(entry, data, meta)
+    check_data(entry, data, meta)
     splits = tuple(dict.fromkeys(("val", cfg.split)))
     scored = score_splits(checkpoint.restore_model(ckpt), data, splits, meta.preprocess, settings)
     metrics = _summarize(cfg, scored["val"], scored[cfg.split])

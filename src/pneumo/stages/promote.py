@@ -15,6 +15,7 @@ from typing import Any
 
 from pneumo.config import PromoteConfig, load_config
 from pneumo.errors import PneumoError
+from pneumo.packaging.external_results import results_in
 from pneumo.packaging.promotion import check_gate, comparison_table
 from pneumo.packaging.registry import CHALLENGER, CHAMPION, ModelRegistry
 from pneumo.reports.terminal import history_summary, promotion_summary
@@ -107,16 +108,21 @@ class History:
     versions: list[tuple[str, str, str | None]]  # (version, test AUROC tag, run id)
     aliases: dict[str, str]
     records: list[dict[str, Any]]
+    external: dict[str, dict[str, dict[str, Any]]]  # version → label → result record
 
     def summary(self) -> str:
-        return history_summary(self.name, self.uri, self.versions, self.aliases, self.records)
+        return history_summary(
+            self.name, self.uri, self.versions, self.aliases, self.records, self.external
+        )
 
 
 def history(name: str, settings: Settings | None = None) -> History:
     """The versions of ``name``, its aliases and every promotion recorded."""
     reg = ModelRegistry(settings or get_settings(), name)
-    versions = [(v.version, v.tags.get("test_auroc", "?"), v.run_id) for v in reg.versions()]
-    return History(name, reg.uri, versions, reg.aliases(), reg.promotions())
+    found = reg.versions()
+    versions = [(v.version, v.tags.get("test_auroc", "?"), v.run_id) for v in found]
+    external = {v.version: results_in(v.tags) for v in found}
+    return History(name, reg.uri, versions, reg.aliases(), reg.promotions(), external)
 
 
 def run(

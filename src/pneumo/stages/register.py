@@ -7,7 +7,8 @@ Steps, each of which stops with a clear error rather than registering something 
    validation-chosen threshold come from there;
 2. ONNX export (dynamic batch) and parity on real validation images from the cache:
    every probability within ``registry.parity_tolerance`` of PyTorch's, or registration fails;
-3. the package (model.onnx, card.json, card.html, verification.npz) written to
+3. the package (model.onnx, card.json, card.html, verification.npz, and the hashes of the
+   train and validation images, training_images.json) written to
    ``runs/<id>/model/`` and logged to the MLflow run under ``packages/<id>/``;
 4. a new version of the registered model, with alias ``challenger``.
 """
@@ -38,6 +39,7 @@ from pneumo.packaging import package
 from pneumo.packaging.export import export_onnx, parity
 from pneumo.packaging.modelcard import ModelCard
 from pneumo.packaging.registry import CHALLENGER, ModelRegistry
+from pneumo.packaging.training_images import training_images_bytes
 from pneumo.reports.modelcard_page import render_html as card_page
 from pneumo.reports.terminal import registration_summary
 from pneumo.settings import Settings, get_settings
@@ -158,7 +160,8 @@ def register(
     missing = card.missing()
     if missing:
         log.warning("the model card is incomplete (%s): promote will refuse it", ", ".join(missing))
-    files = package.package_files(onnx, card, card_page(card.to_dict()), verification)
+    seen = training_images_bytes(data.manifest, data.name, meta.manifest_hash)
+    files = package.package_files(onnx, card, card_page(card.to_dict()), verification, seen)
     reg = ModelRegistry(settings, cfg.name)
     source = _publish(reg, meta.run_id, files, target, settings)
     auroc = card.metrics.auroc if card.metrics else None

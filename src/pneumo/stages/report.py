@@ -22,6 +22,7 @@ from pneumo.data.prepared import read_data_card
 from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
 from pneumo.packaging.card_fields import metric_summary
+from pneumo.packaging.external_results import result_record, results_in
 from pneumo.packaging.registry import ModelRegistry, ModelURI
 from pneumo.reports.comparison import Report, Subject, write_comparison
 from pneumo.settings import Settings, get_settings
@@ -38,8 +39,9 @@ def _version_subject(ref: str, settings: Settings) -> Subject | None:
     aliases = [a for a, v in reg.aliases().items() if v == version]
     label = f"{uri.name} v{version}" + (f" ({', '.join(sorted(aliases))})" if aliases else "")
     split = (card.get("metrics") or {}).get("split") or "test"
-    preds = _run_predictions(reg.info(version).run_id, split, reg)
-    return Subject(ref, label, card, preds, True)
+    info = reg.info(version)
+    preds = _run_predictions(info.run_id, split, reg)
+    return Subject(ref, label, card, preds, True, results_in(info.tags))
 
 
 def _run_predictions(run_id: str | None, split: str, reg: ModelRegistry) -> pd.DataFrame | None:
@@ -85,7 +87,24 @@ def _run_subject(ref: str, split: str, settings: Settings) -> Subject:
     preds_url = storage.join(evaluation, paths.PREDICTIONS)
     exists = storage.exists(preds_url, settings)
     preds = storage.read_table(preds_url, settings) if exists else None
-    return Subject(ref, f"run {storage.name_of(folder)[:8]}", card, preds, False)
+    label = f"run {storage.name_of(folder)[:8]}"
+    return Subject(ref, label, card, preds, False, _run_externals(folder, settings))
+
+
+def _run_externals(folder: str, settings: Settings) -> dict[str, dict[str, Any]]:
+    """The external evaluations written in a run's folder, as version tags would hold them."""
+    out: dict[str, dict[str, Any]] = {}
+    prefix = paths.external_dir("")
+    for name in sorted(storage.listdir(folder, settings)):
+        url = storage.join(folder, name, paths.METRICS)
+        if not name.startswith(prefix) or not storage.exists(url, settings):
+            continue
+        metrics = storage.read_json(url, settings)
+        context = metrics.get("context", {})
+        report = storage.join(folder, name, paths.REPORT_MD)
+        dataset, split = context.get("external_dataset", "?"), context.get("split", "all")
+        out[name.removeprefix(prefix)] = result_record(metrics, dataset, split, report)
+    return out
 
 
 def _data_card(dataset: str | None, settings: Settings) -> dict[str, Any]:

@@ -7,6 +7,7 @@ the float32 ONNX export will serve.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,3 +51,16 @@ def score_splits(
             labels = targets[:, 0].astype(np.int64)
             out[split] = Scored(ds.frame, labels, scores[:, 0].astype(np.float64))
     return out
+
+
+def predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict(batch) -> probabilities`` for normalised float32 (N, 1, S, S) batches: the
+    binary head of ``model`` in float32 on the CPU, as the ONNX export computes it."""
+    model = model.to("cpu").eval()
+
+    def predict(batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            logits = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+        return torch.sigmoid(logits.float()[:, 0]).double().numpy()
+
+    return predict
