@@ -47,7 +47,8 @@ def usable_cores() -> int:
 
 
 class CpuWatch:
-    """The share of the machine's CPUs that went to anything but this script and its service.
+    """The share of the machine's CPUs that went to anything but this script, its service and
+    their child processes (decode workers).
 
     On a shared machine (tests or training running beside the benchmark) the figures mean little;
     this says so. Linux only (/proc); elsewhere it reports nothing.
@@ -59,15 +60,39 @@ class CpuWatch:
         self._mark = self._read()
 
     @staticmethod
-    def _jiffies(pid: int) -> int:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    def _processes() -> dict[int, tuple[int, int]]:
+        """{pid: (parent pid, CPU jiffies of it and its reaped children)} of every process."""
+        found = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            # ppid is field 4; utime, stime, cutime, cstime fields 14 to 17 (1-based)
+            found[int(entry.name)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+        return found
+
+    def _ours(self) -> int:
+        """CPU jiffies of this script, its service and their descendants (decode workers)."""
+        table = self._processes()
+        children: dict[int, list[int]] = {}
+        for pid, (parent, _) in table.items():
+            children.setdefault(parent, []).append(pid)
+        todo, total = list(self.pids), 0
+        while todo:
+            pid = todo.pop()
+            if pid in table:
+                total += table[pid][1]
+                todo.extend(children.get(pid, []))
+        return total
 
     def _read(self) -> tuple[float, int, int] | None:
         try:
             values = [int(x) for x in Path("/proc/stat").read_text().split()[1:9]]
             busy = sum(values) - values[3] - values[4]  # all but idle and iowait (steal counts)
-            ours = sum(self._jiffies(pid) for pid in self.pids)
+            ours = self._ours()
         except (OSError, ValueError, IndexError):
             return None
         return time.monotonic(), busy, ours
