@@ -85,6 +85,16 @@ class AugmentConfig(_Section):
     scale: float = Field(0.1, ge=0.0, le=0.5, description="Zoom in 1 +/- scale.")
     brightness: float = Field(0.1, ge=0.0, le=0.5, description="Additive, fraction of range.")
     contrast: float = Field(0.1, ge=0.0, le=0.5, description="Multiplicative 1 +/- contrast.")
+    # Another scanner or archive (pneumo.training.photometric); 0 turns each off.
+    gamma: float = Field(0.0, ge=0.0, le=1.0, description="Display curve: x**g, g in 1 +/- this.")
+    noise: float = Field(0.0, ge=0.0, le=0.2, description="Gaussian noise sd, up to this.")
+    blur_sigma: float = Field(0.0, ge=0.0, le=4.0, description="Gaussian blur, up to this (px).")
+    jpeg_quality: int = Field(
+        0, ge=0, le=95, description="JPEG quantisation at qualities from this to 95; 0: off."
+    )
+    photometric_share: float = Field(
+        0.5, ge=0.0, le=1.0, description="Share of the images each photometric transform hits."
+    )
 
 
 class TrainConfig(_Section):

@@ -2,7 +2,8 @@
 
 Doing this on the device keeps the loader's work to a memory copy of uint8 pixels, so a GPU is
 not left waiting on CPU-side image transforms. One random affine per image (rotation, shift,
-zoom) is applied with a single `grid_sample`, then brightness and contrast; what each models is
+zoom) is applied with a single `grid_sample`, then brightness and contrast, then the photometric
+transforms of :mod:`pneumo.training.photometric` that the config turns on; what each models is
 documented in :class:`pneumo.config.AugmentConfig`. Randomness comes from a generator seeded per
 step, so a resumed run augments exactly as an uninterrupted one would.
 """
@@ -16,10 +17,12 @@ import torch.nn.functional as F  # noqa: N812
 
 from pneumo.config import AugmentConfig
 from pneumo.preprocess import PreprocessSpec
+from pneumo.training.photometric import photometric
 
 
 def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
-    """Random affine + brightness/contrast on a float batch (N, 1, H, W) in [0, 1]."""
+    """Random affine + brightness/contrast, then the photometric transforms ``cfg`` turns on,
+    on a float batch (N, 1, H, W) in [0, 1]."""
     n = x.shape[0]
 
     def uniform(half_width: float) -> torch.Tensor:
@@ -38,7 +41,8 @@ def augment(x: torch.Tensor, cfg: AugmentConfig, generator: torch.Generator) -> 
     contrast = (1.0 + uniform(cfg.contrast)).view(n, 1, 1, 1)
     brightness = uniform(cfg.brightness).view(n, 1, 1, 1)
     mean = x.mean(dim=(2, 3), keepdim=True)
-    return ((x - mean) * contrast + mean + brightness).clamp(0.0, 1.0)
+    x = ((x - mean) * contrast + mean + brightness).clamp(0.0, 1.0)
+    return photometric(x, cfg, generator)
 
 
 def prepare_batch(
