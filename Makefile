@@ -10,7 +10,7 @@ TORCHVISION_VERSION ?= 0.29.1
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve bench-predict serve clean
+.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,9 @@ bench-serve: $(STAMP)  ## service latency and throughput against bare in-process
 
 bench-predict: $(STAMP)  ## pneumo predict against bare decode + ONNX Runtime on the NIH sample
 	$(BIN)/python benchmarks/predict_throughput.py
+
+bench-tune: $(STAMP)  ## pneumo tune: a pruned study's wall time against the unpruned one's
+	$(BIN)/python benchmarks/tune_pruning.py
 
 serve: $(STAMP)  ## serve the champion model (after train, register, promote)
 	$(BIN)/pneumo serve

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pneumo import storage
 from pneumo.errors import ConfigError
+from pneumo.search_space import SearchRange, TuneConfig
+
+__all__ = ["SearchRange", "TuneConfig"]  # re-exported: every config section is in pneumo.config
 
 
 class _Section(BaseModel):
@@ -167,6 +170,22 @@ class ExperimentConfig(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     registry: RegisterConfig = RegisterConfig()
     promote: PromoteConfig = PromoteConfig()
+    tune: TuneConfig = TuneConfig()
+
+    @model_validator(mode="after")
+    def _searched_keys(self) -> ExperimentConfig:
+        known = set(_known_keys(TrainConfig, "train."))
+        for key in self.tune.space:
+            if not key.startswith("train."):
+                raise ValueError(
+                    f"tune.space key {key!r}: only train.* keys can be searched (a trial trains "
+                    "on one prepared dataset; prepare one per image size to compare sizes)"
+                )
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"tune.space key {key!r} is not a config key{hint}")
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
@@ -249,6 +268,31 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         return ExperimentConfig.model_validate(tree)
     except ValidationError as err:
         raise _explain(err, source) from None
+
+
+def with_values(config: ExperimentConfig, values: dict[str, Any], source: str) -> ExperimentConfig:
+    """``config`` with dotted keys set to ``values`` (a tuning trial's), validated again."""
+    tree = config.model_dump(mode="json")
+    for key, value in values.items():
+        _set_dotted(tree, key, value)
+    try:
+        return ExperimentConfig.model_validate(tree)
+    except ValidationError as err:
+        raise _explain(err, source) from None
+
+
+def number_kind(dotted: str) -> Literal["int", "float", "other"]:
+    """Whether a config key holds integers, floats (optional floats too) or something else."""
+    model: type[BaseModel] = ExperimentConfig
+    *sections, name = dotted.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation  # type: ignore[assignment]
+    ann = model.model_fields[name].annotation
+    if ann is int:
+        return "int"
+    if ann is float or ann == (float | None):
+        return "float"
+    return "other"
 
 
 def dump_config(config: BaseModel) -> str:

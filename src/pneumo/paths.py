@@ -19,6 +19,8 @@ REPORTS_DIR = "reports"  # comparison reports; `pneumo report` writes latest/ by
 DEMO_DIR = "demo"  # which run `pneumo demo` trained for each dataset and config
 PREDICTIONS_DIR = "predictions"  # `pneumo predict`'s default table
 EVALUATIONS_DIR = "evaluations"  # external evaluations of registered versions and packages
+TUNING_DIR = "tuning"  # `pneumo tune`: the study database and one folder per study
+OPTUNA_DB = "optuna.db"
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")
 USER_MODELS_DIR = "models"
@@ -69,6 +71,10 @@ PARTIAL_MODEL = "model.json"
 # In a comparison folder (see pneumo.reports.comparison).
 REPORT_HTML = "report.html"
 CURVES_FIGURE = "curves.png"
+
+# In a study's folder (see pneumo.stages.tune): the best trial's whole config, every trial.
+BEST_CONFIG = "best.yaml"
+TRIALS_TABLE = "trials.csv"
 
 # MLflow run artifacts: the checkpoint's folder and each registration's package folder.
 ARTIFACT_MODEL_DIR = "model"

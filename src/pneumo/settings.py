@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         default=None, description="MLflow tracking URI; default a SQLite file under the root."
     )
     mlflow_experiment: str = Field(default="pneumo", description="MLflow experiment name.")
+    tune_storage: str | None = Field(
+        default=None,
+        description="Optuna storage (SQLAlchemy URL); default a SQLite file under the root.",
+    )
     download_dir: str | None = Field(
         default=None, description="Local folder for partial and finished downloads."
     )
@@ -93,6 +97,19 @@ class Settings(BaseSettings):
             # the user's cache (artifacts still go to the root); a team sets a server URI.
             return f"sqlite:///{user_cache() / paths.MLFLOW_DB}"
         return f"sqlite:///{self._below_root(paths.MLFLOW_DB)}"
+
+    @property
+    def tuning(self) -> str:
+        return self._below_root(paths.TUNING_DIR)
+
+    @property
+    def tuning_storage(self) -> str:
+        if self.tune_storage:
+            return self.tune_storage
+        if "://" in self.root and not self.root.startswith("file://"):
+            # As MLflow's SQLite file: a database needs a local file; share a server URL instead.
+            return f"sqlite:///{user_cache() / paths.TUNING_DIR / paths.OPTUNA_DB}"
+        return f"sqlite:///{self._below_root(paths.TUNING_DIR)}/{paths.OPTUNA_DB}"
 
     @property
     def mlflow_artifacts(self) -> str:

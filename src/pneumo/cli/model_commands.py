@@ -1,4 +1,4 @@
-"""The model commands: train, evaluate, register, promote, report, predict."""
+"""The model commands: train, tune, evaluate, register, promote, report, predict."""
 
 from __future__ import annotations
 
@@ -33,6 +33,43 @@ def train(
     )
     summary = result.summary()
     if summary:  # empty on the non-zero ranks of a torchrun job
+        typer.echo(summary)
+
+
+@app.command("tune")
+def tune(
+    dataset: DatasetOpt = None,
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+    study: Annotated[
+        str | None, opt("Study name (default: DATASET-BACKBONE); the same name continues it.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        opt(
+            "Study database, a SQLAlchemy URL (default: PNEUMO_TUNE_STORAGE or SQLite under "
+            "the root); share one to tune with workers on several machines."
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None, opt("Finished trials to reach (tune.trials); reruns go on from there.")
+    ] = None,
+    out: Annotated[str | None, opt("Also write the best trial's config YAML here.")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Search tune.space with Optuna (TPE, pruning on val AUROC); every trial a training run.
+
+    Killed? Run the same command again: finished trials are kept, a killed one continues.
+    Several GPUs: `torchrun --nproc-per-node N -m pneumo tune ...`.
+    """
+    from pneumo.stages import tune as stage
+
+    result = stage.run(
+        dataset, config, overrides or [], study=study, storage_url=storage, trials=trials,
+        out=out, progress=not quiet,
+    )  # fmt: skip
+    summary = result.summary()
+    if summary:
         typer.echo(summary)
 
 

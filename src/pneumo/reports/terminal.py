@@ -14,6 +14,7 @@ from pneumo.data.preparation import PrepareResult
 from pneumo.metrics.names import CARD_METRICS
 from pneumo.packaging.external_results import one_line
 from pneumo.render.text import with_interval
+from pneumo.reports.tuning import STATES, Study
 
 
 def _ci(entry: Any) -> str:
@@ -172,4 +173,23 @@ def history_summary(
             f"  {r['when']}  {r['kind']:<9} v{r['version']} (was {r.get('previous') or '-'})"
             f"{forced} by {r['who']}: {r.get('why') or '(no reason given)'}"
         )
+    return "\n".join(lines)
+
+
+def tuning_summary(study: Study, folder: str, ran: int, retried: Sequence[int]) -> str:
+    counts = ", ".join(f"{study.count(s)} {s}" for s in STATES if study.count(s))
+    lines = [f"study {study.name}: {counts} ({ran} run now; {study.target} finished asked for)"]
+    if retried:
+        lines.append(f"  continued the run(s) of killed trial(s) {', '.join(map(str, retried))}")
+    best = study.best
+    if best is not None:
+        params = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in sorted(best.params.items()))  # fmt: skip
+        lines.append(f"best: trial {best.number}, val AUROC {best.value:.4f} ({params})")
+        lines.append(f"  run {best.run_id}; its config: {folder}/{paths.BEST_CONFIG}")
+        lines.append(f"  train it again: pneumo train -c {folder}/{paths.BEST_CONFIG}")
+    lines.append(f"report: {folder}/{paths.REPORT_HTML}")
+    lines.append(f"study database: {study.storage}")
+    if study.parent_run:
+        lines.append(f"MLflow parent run: {study.parent_run}")
     return "\n".join(lines)

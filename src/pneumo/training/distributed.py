@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -56,6 +57,10 @@ def setup(requested_device: str) -> tuple[Dist, torch.device]:
     return info, device
 
 
+def initialized() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
 def teardown(info: Dist) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
@@ -75,3 +80,15 @@ def broadcast_flag(info: Dist, flag: bool) -> bool:
         tensor = tensor.cuda()
     dist.broadcast(tensor, src=0)
     return bool(tensor.item())
+
+
+def broadcast_object(info: Dist, obj: Any) -> Any:
+    """Rank 0's ``obj`` (picklable), received by every rank: e.g. the next trial's config."""
+    if not info.enabled:
+        return obj
+    box = [obj]
+    device = (
+        torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    )
+    dist.broadcast_object_list(box, src=0, device=device)
+    return box[0]

@@ -31,6 +31,7 @@ from pneumo.training import distributed
 from pneumo.training.assembly import Assembly, assemble
 from pneumo.training.history import history_png
 from pneumo.training.loop import Bar, EpochStats, batches_from, predict, train_epoch
+from pneumo.training.supervision import Supervision
 from pneumo.training.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,8 @@ class TrainResult:
     best_val_auroc: float
     epochs_run: int
     stopped_early: bool
+    pruned: bool = False  # stopped by the supervisor's judgement (`pneumo tune`)
+    history: tuple[dict[str, Any], ...] = ()
 
 
 def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
@@ -77,25 +80,35 @@ def train(
     *,
     resume: str | None = None,
     progress: bool = True,
+    supervision: Supervision | None = None,
 ) -> TrainResult:
-    """Train on ``dataset`` per ``config``; ``resume`` is the run directory of a killed run."""
+    """Train on ``dataset`` per ``config``; ``resume`` is the run directory of a killed run.
+
+    Under torchrun the process group is set up here unless the caller already has one (`pneumo
+    tune` keeps one for all its trials); it is torn down by whoever set it up.
+    """
     settings = settings or get_settings()
+    owned = not distributed.initialized()
     info, device = distributed.setup(config.train.device)
     try:
         torch.manual_seed(config.train.seed)
         np.random.seed(config.train.seed)
         parts = assemble(dataset, config, settings, info, device)
-        return Run(parts, settings, resume).fit(progress)
+        return Run(parts, settings, resume, supervision or Supervision()).fit(progress)
     finally:
-        distributed.teardown(info)
+        if owned:
+            distributed.teardown(info)
 
 
 class Run:
     """One training run: its state, its tracking, its checkpoints, epoch after epoch."""
 
-    def __init__(self, parts: Assembly, settings: Settings, resume: str | None) -> None:
+    def __init__(
+        self, parts: Assembly, settings: Settings, resume: str | None, supervision: Supervision
+    ) -> None:
         self.parts = parts
         self.settings = settings
+        self.supervision = supervision
         self.state = RunState()
         self.tracker: Tracker | None = None
         self.run_id, self.run_dir = "", resume or ""
@@ -103,6 +116,8 @@ class Run:
             self._restore(resume)
         if parts.info.main:
             self._open_tracking(resume is not None)
+            if supervision.on_start is not None:
+                supervision.on_start(self.run_id, self.run_dir)
 
     def _restore(self, folder: str) -> None:
         last = checkpoint.load(storage.join(folder, paths.LAST), self.settings, trusted=True)
@@ -129,6 +144,7 @@ class Run:
             return
         p = self.parts
         tags = {"dataset": p.dataset, "backbone": p.cfg.train.backbone, "manifest_hash": p.hash}
+        tags.update(self.supervision.tags)
         self.run_id = tracker.start(f"{p.dataset}-{p.cfg.train.backbone}", tags)
         self.run_dir = storage.join(self.settings.runs, self.run_id)
         config_yaml = p.config_yaml()
@@ -140,14 +156,17 @@ class Run:
 
     def fit(self, progress: bool) -> TrainResult:
         p, state = self.parts, self.state
-        stopped_early = False
+        stopped_early = pruned = False
         for epoch in range(state.epoch, p.cfg.train.epochs):
             self._epoch(epoch, progress and p.info.main)
-            if distributed.broadcast_flag(p.info, state.bad_epochs >= p.cfg.train.patience):
+            pruned = distributed.broadcast_flag(p.info, self._judged_out(epoch))
+            if pruned or distributed.broadcast_flag(
+                p.info, state.bad_epochs >= p.cfg.train.patience
+            ):
                 stopped_early = epoch + 1 < p.cfg.train.epochs
                 break
         if p.info.main:
-            self._finish()
+            self._finish(pruned)
         distributed.barrier(p.info)
         if state.best_epoch < 0:
             raise PneumoError(
@@ -155,8 +174,15 @@ class Run:
             )
         return TrainResult(
             self.run_id, self.run_dir, storage.join(self.run_dir, paths.BEST), state.best_epoch,
-            state.best_auroc, len(state.history), stopped_early,
+            state.best_auroc, len(state.history), stopped_early, pruned, tuple(state.history),
         )  # fmt: skip
+
+    def _judged_out(self, epoch: int) -> bool:
+        """The supervisor's verdict on the epoch just validated (rank 0 asks; others wait)."""
+        judge = self.supervision.after_epoch
+        if judge is None or not self.parts.info.main:
+            return False
+        return judge(epoch, self.state.history[-1]["val_auroc"])
 
     def _epoch(self, epoch: int, progress: bool) -> None:
         p, state, cfg = self.parts, self.state, self.parts.cfg.train
@@ -251,9 +277,11 @@ class Run:
         last = Checkpoint(self.parts.meta_for(self.run_id), self.parts.model.state_dict(), resume)
         checkpoint.save(last, storage.join(self.run_dir, paths.LAST), self.settings)
 
-    def _finish(self) -> None:
+    def _finish(self, pruned: bool) -> None:
         assert self.tracker is not None
         folder, settings, run_id = self.run_dir, self.settings, self.run_id
+        if pruned:
+            self.tracker.tags(run_id, {"pruned": "true"})
         title = f"{self.parts.dataset} · {self.parts.cfg.train.backbone}"
         figure = history_png(self.state.history, title)
         storage.write_bytes(storage.join(folder, paths.HISTORY_FIGURE), figure, settings)

@@ -82,5 +82,10 @@ class Tracker:
             path.write_bytes(data)
             self.client.log_artifact(run_id, str(path), folder)
 
+    def tags(self, run_id: str, tags: dict[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
+
     def finish(self, run_id: str, status: str = "FINISHED") -> None:
         self.client.set_terminated(run_id, status=status)
