@@ -30,6 +30,7 @@ PHOTOMETRIC = [
 VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "photometric": PHOTOMETRIC,
+    "per_image": ["train.intensity=per_image"],
 }
 
 

@@ -105,6 +105,9 @@ class TrainConfig(_Section):
 
     backbone: str = "densenet121"
     weights: str = Field("none", description="none | imagenet | path or URL of a state dict.")
+    intensity: Literal["dataset", "per_image"] = Field(
+        "dataset", description="per_image: each image standardised by its own mean and std."
+    )
     head: Literal["binary", "multilabel"] = "binary"
     epochs: int = Field(20, ge=1)
     batch_size: int = Field(32, ge=1, description="Per process (per GPU under torchrun).")
@@ -279,20 +282,6 @@ def with_values(config: ExperimentConfig, values: dict[str, Any], source: str) -
         return ExperimentConfig.model_validate(tree)
     except ValidationError as err:
         raise _explain(err, source) from None
-
-
-def number_kind(dotted: str) -> Literal["int", "float", "other"]:
-    """Whether a config key holds integers, floats (optional floats too) or something else."""
-    model: type[BaseModel] = ExperimentConfig
-    *sections, name = dotted.split(".")
-    for section in sections:
-        model = model.model_fields[section].annotation  # type: ignore[assignment]
-    ann = model.model_fields[name].annotation
-    if ann is int:
-        return "int"
-    if ann is float or ann == (float | None):
-        return "float"
-    return "other"
 
 
 def dump_config(config: BaseModel) -> str:

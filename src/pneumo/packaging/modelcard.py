@@ -27,7 +27,8 @@ FORMAT = "pneumo-model/1"
 PREPROCESSING_STEPS = (
     "file bytes → pneumo.data.decode.image.decode (8-bit gray; 16-bit scaled from its bit depth; "
     "alpha over black; DICOM modality LUT, VOI LUT/window, MONOCHROME1 inverted; EXIF "
-    "orientation) → resize to a square (see image.resize) → x/255 → (x - mean) / std → "
+    "orientation) → resize to a square (see image.resize) → x/255 → (intensity per_image: "
+    "(x - its own mean) / max(its own std, 0.001)) → (x - mean) / std → "
     "float32 (batch, 1, size, size)"
 )
 
@@ -66,6 +67,7 @@ class CardPreprocessing(_Section):
     mean: float
     std: float
     scale: float | None = None
+    intensity: Literal["dataset", "per_image"] = "dataset"
     steps: str | None = None
 
     def spec(self) -> PreprocessSpec:

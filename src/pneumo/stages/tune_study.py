@@ -17,9 +17,9 @@ import os
 import socket
 import warnings
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from pneumo.config import ExperimentConfig, SearchRange, TuneConfig, dump_config, number_kind
+from pneumo.config import ExperimentConfig, SearchRange, TuneConfig, dump_config
 from pneumo.config import with_values as config_with
 from pneumo.errors import ConfigError, PneumoError
 from pneumo.reports.tuning import TrialRecord
@@ -58,6 +58,22 @@ def changed(old: dict[str, Any], new: ExperimentConfig) -> list[str]:
     """The config keys whose values differ from those a study was started with."""
     before, now = _flat(old), _flat(kept(new).model_dump(mode="json"))
     return sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+
+
+def number_kind(dotted: str) -> Literal["int", "float", "other"]:
+    """Whether a config key holds integers, floats (optional floats too) or something else."""
+    from pydantic import BaseModel
+
+    model: type[BaseModel] = ExperimentConfig
+    *sections, name = dotted.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation  # type: ignore[assignment]
+    ann = model.model_fields[name].annotation
+    if ann is int:
+        return "int"
+    if ann is float or ann == (float | None):
+        return "float"
+    return "other"
 
 
 def check_space(config: ExperimentConfig) -> None:

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from pneumo.config import AugmentConfig
-from pneumo.preprocess import PreprocessSpec
+from pneumo.preprocess import FLAT, PreprocessSpec
 from pneumo.training.photometric import photometric
 
 
@@ -57,5 +57,9 @@ def prepare_batch(
     x = pixels.to(device, non_blocking=True).unsqueeze(1).float() / 255.0
     if cfg is not None and cfg.enabled and generator is not None:
         x = augment(x, cfg, generator)
+    if spec.intensity == "per_image":  # as PreprocessSpec.normalize does it, after augmenting
+        centre = x.mean(dim=(2, 3), keepdim=True)
+        spread = x.std(dim=(2, 3), keepdim=True, correction=0).clamp_min(FLAT)
+        x = (x - centre) / spread
     x = (x - spec.mean) / spec.std
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -35,8 +35,12 @@ def preprocess_spec(cfg: TrainConfig, data: PreparedData) -> PreprocessSpec:
     """Normalisation matched to the weights: ImageNet's for pretrained, the train split's else.
 
     Any weights other than "none" (torchvision's ImageNet files, local or on S3) were trained on
-    ImageNet-normalised inputs, so they get ImageNet's gray statistics.
+    ImageNet-normalised inputs, so they get ImageNet's gray statistics. ``train.intensity:
+    per_image`` standardises each image by itself instead (zero mean, unit std), whatever the
+    weights.
     """
+    if cfg.intensity == "per_image":
+        return PreprocessSpec(data.image_spec, 0.0, 1.0, "per_image")
     if cfg.weights != "none":
         from pneumo.models.architectures import IMAGENET_GRAY_MEAN, IMAGENET_GRAY_STD
 
