@@ -62,3 +62,24 @@ def test_shipped_recipes_load_and_differ_from_the_defaults(name: str) -> None:
     assert cfg.train.weights == "none"  # both recipes train from scratch
     assert cfg.evaluate.split == "test"
     assert cfg != ExperimentConfig()
+
+
+def test_the_default_yaml_spells_out_every_key_with_its_default() -> None:
+    import yaml
+
+    from pneumo.config import ExperimentConfig, _known_keys
+    from tests.conftest import REPO
+
+    path = REPO / "configs" / "default.yaml"
+    tree = yaml.safe_load(path.read_text())
+
+    def has(dotted: str) -> bool:
+        node = tree
+        for key in dotted.split("."):
+            if not isinstance(node, dict) or key not in node:
+                return False
+            node = node[key]
+        return True
+
+    assert [k for k in _known_keys(ExperimentConfig) if not has(k)] == []
+    assert load_config(str(path)) == ExperimentConfig()
