@@ -31,6 +31,7 @@ from pneumo.errors import ConfigError, PneumoError
 from pneumo.reports import tuning as report
 from pneumo.reports.terminal import tuning_summary
 from pneumo.settings import Settings, get_settings
+from pneumo.stages import tune_liveness as liveness
 from pneumo.stages import tune_study as studies
 from pneumo.stages.train import is_finished
 from pneumo.training import distributed
@@ -149,9 +150,10 @@ class Tuner:
         last_error = ""
         while (done := studies.finished(self.study)) < target:
             trial = self.study.ask()
-            studies.claim(trial)
+            liveness.claim(trial)
             log.info("trial %d (%d of %d finished)", trial.number, done, target)
-            error = self._trial(trial, progress)
+            with liveness.Heartbeat(self.study, self.opened.storage, trial):
+                error = self._trial(trial, progress)
             ran += 1
             failures = failures + 1 if error else 0
             last_error = error or last_error
@@ -182,13 +184,13 @@ class Tuner:
             cfg = studies.trial_config(self.cfg, values, trial.number)
             result = self._train(trial, cfg, progress)
         except PneumoError as exc:
-            trial.set_user_attr(studies.ERROR, exc.message)
+            trial.set_user_attr(liveness.ERROR, exc.message)
             self.study.tell(trial, state=TrialState.FAIL)
             log.warning("  trial %d failed: %s", trial.number, exc.message)
             return exc.message
         except BaseException:  # Ctrl-C or a crash: queue it again, to continue its run
             self.study.tell(trial, state=TrialState.FAIL)
-            self.study.enqueue_trial(values, user_attrs=studies.retry_attrs(trial))
+            self.study.enqueue_trial(values, user_attrs=liveness.retry_attrs(trial))
             raise
         if result.pruned:
             self.study.tell(trial, state=TrialState.PRUNED)
@@ -201,7 +203,7 @@ class Tuner:
         return None
 
     def _train(self, trial: optuna.Trial, cfg: ExperimentConfig, progress: bool) -> TrainResult:
-        resume = trial.user_attrs.get(studies.RUN_DIR)
+        resume = trial.user_attrs.get(liveness.RUN_DIR)
         if resume and not storage.exists(storage.join(resume, paths.LAST), self.settings):
             resume = None  # killed before its first checkpoint: start it afresh
         if resume and is_finished(resume, self.settings):
@@ -212,8 +214,8 @@ class Tuner:
         }  # fmt: skip
 
         def on_start(run_id: str, run_dir: str) -> None:
-            trial.set_user_attr(studies.RUN_ID, run_id)
-            trial.set_user_attr(studies.RUN_DIR, run_dir)
+            trial.set_user_attr(liveness.RUN_ID, run_id)
+            trial.set_user_attr(liveness.RUN_DIR, run_dir)
             if resume:
                 self._report_history(trial, resume)
 
@@ -250,7 +252,7 @@ class Tuner:
         if not rows:
             raise PneumoError(f"run {run_dir} finished without a validation AUROC")
         best = max(rows, key=lambda r: r["val_auroc"])
-        run_id = str(trial.user_attrs.get(studies.RUN_ID, ""))
+        run_id = str(trial.user_attrs.get(liveness.RUN_ID, ""))
         return TrainResult(
             run_id, run_dir, storage.join(run_dir, paths.BEST), best["epoch"],
             best["val_auroc"], len(rows), False,

@@ -4,17 +4,15 @@ A study lives in a database (SQLite under the root by default, any SQLAlchemy UR
 on several machines). It remembers what it was started with (the base config without
 ``tune.trials``, the dataset and its manifest hash) and refuses to go on with anything else.
 
-A trial whose process died (SIGKILL, a lost machine) stays RUNNING in the database. When a
-`pneumo tune` starts on the same host and finds such a trial of a dead process, it marks it
-failed and queues a retry with the same parameters that continues the killed trial's training
-run from its ``last.pt``; finished trials are never run again.
+A trial whose process died (SIGKILL, a lost machine) stays RUNNING in the database; the next
+`pneumo tune` on the study fails it and queues a retry that continues the killed trial's
+training run from its ``last.pt`` (:mod:`pneumo.stages.tune_liveness` says which trials are
+dead); finished trials are never run again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import socket
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,6 +21,7 @@ from pneumo.config import ExperimentConfig, SearchRange, TuneConfig, dump_config
 from pneumo.config import with_values as config_with
 from pneumo.errors import ConfigError, PneumoError
 from pneumo.reports.tuning import TrialRecord
+from pneumo.stages.tune_liveness import ERROR, RETRY_OF, RUN_ID, retry_dead_trials
 
 if TYPE_CHECKING:
     import optuna
@@ -30,8 +29,6 @@ if TYPE_CHECKING:
 # User attributes pneumo keeps on a study and on its trials.
 FINGERPRINT, DATASET, PARENT_RUN = "pneumo.fingerprint", "pneumo.dataset", "pneumo.parent_run"
 CONFIG = "pneumo.config"
-HOST, PID, RUN_ID, RUN_DIR = "host", "pid", "run_id", "run_dir"
-RETRY_OF, ERROR = "retry_of", "error"
 MIN_FOR_IMPORTANCE = 5  # completed trials before parameter importance means anything
 
 
@@ -205,50 +202,6 @@ def open_study(
             "(only tune.trials may change)",
         )
     return Opened(study, storage, False, retry_dead_trials(study, storage))
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def retry_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> tuple[int, ...]:
-    """Fail the RUNNING trials of dead processes on this host and queue their retries."""
-    from optuna.trial import TrialState
-
-    host = socket.gethostname()
-    study_id = storage.get_study_id_from_name(study.study_name)
-    retried = []
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get(PID)
-        if t.user_attrs.get(HOST) != host or not isinstance(pid, int) or pid_alive(pid):
-            continue  # another machine's, or still running: not ours to judge
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
-        storage.set_trial_user_attr(trial_id, ERROR, "its process died (killed?)")
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-        study.enqueue_trial(t.params, user_attrs=retry_attrs(t))
-        retried.append(t.number)
-    return tuple(retried)
-
-
-def retry_attrs(t: optuna.Trial | optuna.trial.FrozenTrial) -> dict[str, Any]:
-    """What a retry of ``t`` starts with: which trial it retries, and the run to continue."""
-    attrs: dict[str, Any] = {RETRY_OF: t.number}
-    for key in (RUN_ID, RUN_DIR):
-        if t.user_attrs.get(key):
-            attrs[key] = t.user_attrs[key]
-    return attrs
-
-
-def claim(trial: optuna.Trial) -> None:
-    """Mark ``trial`` as this process's, for :func:`retry_dead_trials`."""
-    trial.set_user_attr(HOST, socket.gethostname())
-    trial.set_user_attr(PID, os.getpid())
 
 
 def finished(study: optuna.Study) -> int:
