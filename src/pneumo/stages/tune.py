@@ -206,6 +206,9 @@ class Tuner:
         resume = trial.user_attrs.get(liveness.RUN_DIR)
         if resume and not storage.exists(storage.join(resume, paths.LAST), self.settings):
             resume = None  # killed before its first checkpoint: start it afresh
+            orphan = trial.user_attrs.get(liveness.RUN_ID)
+            if isinstance(orphan, str):
+                self.tracker.finish(orphan, "KILLED")
         if resume and is_finished(resume, self.settings):
             return self._finished_run(trial, resume)
         tags = {
