@@ -73,6 +73,11 @@ class Settings(BaseSettings):
             return json.loads(value) if value.strip() else {}
         return value
 
+    @property
+    def _remote_root(self) -> bool:
+        """The root is on object storage: what must be a local file goes to the user's cache."""
+        return "://" in self.root and not self.root.startswith("file://")
+
     def _below_root(self, name: str) -> str:
         return f"{self.root.rstrip('/')}/{name}"
 
@@ -92,7 +97,7 @@ class Settings(BaseSettings):
     def tracking_uri(self) -> str:
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
-        if "://" in self.root and not self.root.startswith("file://"):
+        if self._remote_root:
             # SQLite needs a local file: with the root on object storage, keep the database in
             # the user's cache (artifacts still go to the root); a team sets a server URI.
             return f"sqlite:///{user_cache() / paths.MLFLOW_DB}"
@@ -106,7 +111,7 @@ class Settings(BaseSettings):
     def tuning_storage(self) -> str:
         if self.tune_storage:
             return self.tune_storage
-        if "://" in self.root and not self.root.startswith("file://"):
+        if self._remote_root:
             # As MLflow's SQLite file: a database needs a local file; share a server URL instead.
             return f"sqlite:///{user_cache() / paths.TUNING_DIR / paths.OPTUNA_DB}"
         return f"sqlite:///{self._below_root(paths.TUNING_DIR)}/{paths.OPTUNA_DB}"
@@ -119,7 +124,7 @@ class Settings(BaseSettings):
     def downloads(self) -> str:
         if self.download_dir:
             return self.download_dir
-        if "://" in self.root and not self.root.startswith("file://"):
+        if self._remote_root:
             # Resumable downloads need a local file to append to; object storage has none.
             return str(user_cache() / paths.DOWNLOADS_DIR)
         return self._below_root(paths.DOWNLOADS_DIR)

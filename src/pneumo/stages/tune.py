@@ -14,7 +14,6 @@ pruner after each epoch and broadcasts its verdict (:class:`pneumo.training.fit.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -236,8 +235,9 @@ class Tuner:
         )  # fmt: skip
 
     def _history(self, run_dir: str) -> list[dict[str, Any]]:
-        text = storage.read_text(storage.join(run_dir, paths.HISTORY), self.settings)
-        rows: list[dict[str, Any]] = json.loads(text)
+        rows: list[dict[str, Any]] = storage.read_json(
+            storage.join(run_dir, paths.HISTORY), self.settings
+        )
         return rows
 
     def _report_history(self, trial: optuna.Trial, run_dir: str) -> None:

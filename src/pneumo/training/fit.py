@@ -60,7 +60,6 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     pruned: bool = False  # stopped by the supervisor's judgement (`pneumo tune`)
-    history: tuple[dict[str, Any], ...] = ()
 
 
 def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
@@ -174,7 +173,7 @@ class Run:
             )
         return TrainResult(
             self.run_id, self.run_dir, storage.join(self.run_dir, paths.BEST), state.best_epoch,
-            state.best_auroc, len(state.history), stopped_early, pruned, tuple(state.history),
+            state.best_auroc, len(state.history), stopped_early, pruned,
         )  # fmt: skip
 
     def _judged_out(self, epoch: int) -> bool:
