@@ -315,9 +315,9 @@ def compose_problems(doc: dict[str, Any], repo: Path = REPO) -> list[str]:
         )
     elif f"--port={tracking.port}" not in words and f"{tracking.port}" not in words:
         problems.append(f"api: tracking URI port {tracking.port} is not the MLflow server's")
-    s3 = urlsplit(_default(env.get("MLFLOW_S3_ENDPOINT_URL", "")))
+    s3 = urlsplit(_default(env.get("PNEUMO_S3_ENDPOINT_URL", "")))
     if s3.hostname not in services:
-        problems.append(f"api: MLFLOW_S3_ENDPOINT_URL {s3.geturl()!r} is not a compose service")
+        problems.append(f"api: PNEUMO_S3_ENDPOINT_URL {s3.geturl()!r} is not a compose service")
     return problems
 
 

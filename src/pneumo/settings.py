@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{self._below_root(paths.MLFLOW_DB)}"
 
     @property
+    def local_registry_only(self) -> bool:
+        """The root is shared object storage but the registry a SQLite file on this machine."""
+        return self._remote_root and not self.mlflow_tracking_uri
+
+    @property
     def tuning(self) -> str:
         return self._below_root(paths.TUNING_DIR)
 

@@ -20,6 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import fsspec
 
+from pneumo.object_store import check_bucket
 from pneumo.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ def fs_for(url: str, settings: Settings | None = None) -> tuple[Any, str]:
     """The filesystem for ``url`` and the path inside it."""
     settings = settings or get_settings()
     fs, path = fsspec.core.url_to_fs(url, **settings.fs_options(url))
+    if url.startswith(("s3://", "s3a://")):
+        check_bucket(fs, path, settings)
     return fs, path
 
 

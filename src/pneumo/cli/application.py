@@ -51,16 +51,40 @@ def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) ->
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
     )
+    if not verbose:  # botocore says "Found credentials in environment variables" at INFO
+        for name in ("botocore", "aiobotocore", "boto3", "s3fs"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def _report(exc: PneumoError) -> None:
+    typer.secho(f"error: {exc.message}", fg="red", err=True)
+    if exc.hint:
+        typer.echo(f"  hint: {exc.hint}", err=True)
+    raise SystemExit(2) from None
+
+
+def _storage_failure(exc: Exception) -> PneumoError | None:
+    """A storage or tracking failure said as a PneumoError; None for anything else."""
+    from pneumo.object_store import storage_failure
+    from pneumo.settings import get_settings
+
+    try:
+        settings = get_settings()
+    except Exception:
+        return None
+    return storage_failure(exc, settings)
 
 
 def main() -> None:
     try:
         app()
     except PneumoError as exc:
-        typer.secho(f"error: {exc.message}", fg="red", err=True)
-        if exc.hint:
-            typer.echo(f"  hint: {exc.hint}", err=True)
-        raise SystemExit(2) from None
+        _report(exc)
     except KeyboardInterrupt:
         typer.echo("interrupted; finished work is kept, re-run to resume", err=True)
         raise SystemExit(130) from None
+    except Exception as exc:
+        failure = _storage_failure(exc)
+        if failure is None:
+            raise
+        _report(failure)

@@ -10,8 +10,6 @@ inference service can resolve ``models:/pneumonia@champion`` with ``pneumo[serve
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumo.errors import PneumoError
+from pneumo.object_store import prepare_tracking
 from pneumo.packaging.modelcard import ModelCard
 from pneumo.paths import CARD_FILE
 from pneumo.settings import Settings
@@ -76,12 +75,7 @@ class ModelRegistry:
     def __init__(self, settings: Settings, name: str = "pneumonia") -> None:
         from mlflow.tracking import MlflowClient
 
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-        for logger in ("alembic", "mlflow"):
-            logging.getLogger(logger).setLevel(logging.WARNING)
-        uri = settings.tracking_uri
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        uri = prepare_tracking(settings)
         self.uri = uri
         self.name = name
         self.client: MlflowClient = MlflowClient(tracking_uri=uri, registry_uri=uri)

@@ -7,12 +7,12 @@ By default runs go to a SQLite file under the root (no server to start) with art
 from __future__ import annotations
 
 import json
-import logging
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumo import storage
+from pneumo.object_store import prepare_tracking
 from pneumo.settings import Settings
 
 if TYPE_CHECKING:
@@ -35,12 +35,7 @@ class Tracker:
     def __init__(self, settings: Settings) -> None:
         from mlflow.tracking import MlflowClient
 
-        # MLflow's alembic migrations log at INFO on every new database; keep the CLI quiet.
-        for name in ("alembic", "mlflow"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        uri = settings.tracking_uri
-        if uri.startswith("sqlite:///"):
-            Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        uri = prepare_tracking(settings)
         self.client: MlflowClient = MlflowClient(tracking_uri=uri)
         name = settings.mlflow_experiment
         found = self.client.get_experiment_by_name(name)
