@@ -184,6 +184,8 @@ def storage_failure(exc: BaseException, settings: Settings, bucket: str = "") ->
                 f"no S3 credentials for {_where(settings, bucket)} at {endpoint}",
                 hint=CREDENTIALS_HINT,
             )
+        if kind == "MlflowException" and str(link).startswith("API request to "):
+            return _tracking_failure(str(link), settings)
         found = _client_error(link)
         if found is None:
             continue
@@ -217,6 +219,22 @@ def _from_code(code: str, operation: str, bucket: str, settings: Settings) -> Pn
             + ", and check the bucket's policy",
         )
     return None
+
+
+def _tracking_failure(message: str, settings: Settings) -> PneumoError | None:
+    """MLflow's REST client gave up on the tracking server (after its retries)."""
+    uri = settings.tracking_uri
+    if "Max retries exceeded" in message or "Failed to establish" in message:
+        reason = "name not found" if "NameResolution" in message else "no connection"
+    elif "error code 401" in message or "error code 403" in message:
+        reason = "it refused this client (401/403: check the server's credentials)"
+    else:
+        return None
+    return PneumoError(
+        f"cannot use the MLflow tracking server {uri}: {reason}",
+        hint="start it, or set PNEUMO_MLFLOW_TRACKING_URI to the server every machine shares "
+        "(unset: a SQLite registry under PNEUMO_ROOT)",
+    )
 
 
 def _host(url: str) -> str:
