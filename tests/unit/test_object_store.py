@@ -6,7 +6,11 @@ import logging
 import os
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+from botocore.exceptions import (  # type: ignore[import-untyped]
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+)
 
 from pneumo.object_store import client_environment, export_environment, storage_failure
 from pneumo.settings import Settings
