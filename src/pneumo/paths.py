@@ -24,6 +24,7 @@ OPTUNA_DB = "optuna.db"
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")
 USER_MODELS_DIR = "models"
+USER_SHARDS_DIR = "shards"  # shards streamed from object storage, a few at a time
 
 # Under $PNEUMO_DATA_URL: the list of registered datasets.
 DATASETS = "datasets.json"

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
         description="Extra fsspec options as JSON, e.g. '{\"anon\": true}'.",
     )
     workers: int = Field(default=0, ge=0, description="Worker processes; 0 means all cores.")
+    stream_cache: str | None = Field(
+        default=None, description="Local folder for shards streamed from object storage."
+    )
+    stream_shards: int = Field(
+        default=4, ge=2, description="Most streamed shards on local disk at once (per rank)."
+    )
 
     @field_validator("root", "data_url", "prepared_url", "runs_url", "download_dir")
     @classmethod
@@ -133,6 +139,12 @@ class Settings(BaseSettings):
             # Resumable downloads need a local file to append to; object storage has none.
             return str(user_cache() / paths.DOWNLOADS_DIR)
         return self._below_root(paths.DOWNLOADS_DIR)
+
+    @property
+    def stream_folder(self) -> Path:
+        if self.stream_cache:
+            return Path(self.stream_cache).expanduser()
+        return user_cache() / paths.USER_SHARDS_DIR
 
     def fs_options(self, url: str) -> dict[str, Any]:
         """fsspec keyword arguments for ``url``'s protocol."""

@@ -22,6 +22,7 @@ from pneumo.settings import Settings
 from pneumo.training import distributed, setup
 from pneumo.training.loader import EpochBatches, ShardImages, loader_workers, make_loader
 from pneumo.training.loop import Optimisation, StepContext, batches_from
+from pneumo.training.shard_stream import ShardPrefetcher, streamed_order, window_of
 
 
 @dataclass
@@ -43,6 +44,25 @@ class Assembly:
     train_loader: torch.utils.data.DataLoader[Any]
     val_loader: torch.utils.data.DataLoader[Any]
     meta: CheckpointMeta  # without a run id until tracking gives one
+    stream: ShardPrefetcher | None = None  # the train shards are on object storage
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        """This rank's images of ``epoch``, in order: a seeded global permutation dealt to the
+        ranks, or (streamed) shard by shard with windowed shuffling (see shard_stream)."""
+        cfg, info = self.cfg.train, self.info
+        if self.stream is not None:
+            window = window_of(self.stream.keep)
+            shards = self.train_ds.shard_of
+            return streamed_order(
+                shards, cfg.seed, epoch, info.rank, info.world, self.per_rank, window
+            )
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
+        order = torch.randperm(len(self.train_ds), generator=gen).numpy()
+        return order[info.rank : self.per_rank * info.world : info.world]
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
 
     def meta_for(self, run_id: str) -> CheckpointMeta:
         return replace(self.meta, run_id=run_id)
@@ -67,7 +87,7 @@ def assemble(
     cfg = config.train
     data = load_prepared(dataset, settings)
     targets = setup.target_columns(cfg, data.manifest)
-    train_ds, val_ds = setup.datasets(data, targets, settings)
+    train_ds, val_ds = setup.datasets(data, targets, settings, info.rank)
     spec = setup.preprocess_spec(cfg, data)
     args = ModelArgs(cfg.backbone, num_outputs=len(targets), in_chans=1, dropout=cfg.dropout)
     model = build_model(**args.kwargs(), weights=cfg.weights).to(device)
@@ -96,5 +116,14 @@ def assemble(
         config, dataset.name, data.card["manifest_hash"], data.card, info, targets, train_ds,
         model, net, opt, ctx, len(train_ds) // info.world, steps, epoch_batches,
         make_loader(train_ds, epoch_batches, workers, pin),
-        make_loader(val_ds, val_batches, workers, pin), meta,
+        make_loader(val_ds, val_batches, workers, pin), meta, _prefetcher(train_ds, settings),
+    )  # fmt: skip
+
+
+def _prefetcher(train_ds: ShardImages, settings: Settings) -> ShardPrefetcher | None:
+    if not train_ds.streamed or train_ds.local_dir is None:
+        return None
+    return ShardPrefetcher(
+        train_ds.cache_url, train_ds.local_dir, train_ds.shard_names, settings.stream_shards,
+        settings,
     )  # fmt: skip

@@ -93,7 +93,10 @@ def train(
         torch.manual_seed(config.train.seed)
         np.random.seed(config.train.seed)
         parts = assemble(dataset, config, settings, info, device)
-        return Run(parts, settings, resume, supervision or Supervision()).fit(progress)
+        try:
+            return Run(parts, settings, resume, supervision or Supervision()).fit(progress)
+        finally:
+            parts.close()
     finally:
         if owned:
             distributed.teardown(info)
@@ -185,11 +188,10 @@ class Run:
 
     def _epoch(self, epoch: int, progress: bool) -> None:
         p, state, cfg = self.parts, self.state, self.parts.cfg.train
-        gen = torch.Generator().manual_seed(cfg.seed * 7919 + epoch)
-        order = torch.randperm(len(p.train_ds), generator=gen).numpy()
-        mine = order[p.info.rank : p.per_rank * p.info.world : p.info.world]
-        batches = batches_from(mine, cfg.batch_size, drop_last=True)[: p.steps]
+        batches = batches_from(p.epoch_order(epoch), cfg.batch_size, drop_last=True)[: p.steps]
         p.epoch_batches.batches = batches[state.step_in_epoch :]
+        if p.stream is not None:
+            p.stream.plan(p.epoch_batches.batches, p.train_ds.shard_of)
         bar = Bar(len(p.epoch_batches), f"epoch {epoch + 1}/{cfg.epochs}") if progress else None
         stats = train_epoch(
             p.net, p.train_loader, p.opt, p.ctx, first_step=state.global_step,
@@ -209,6 +211,8 @@ class Run:
             self._record_epoch(row, improved, val_targets, val_scores)
 
     def _after_step(self, global_step: int) -> None:
+        if self.parts.stream is not None:
+            self.parts.stream.advance()
         self.state.global_step = global_step
         self.state.step_in_epoch += 1
         if global_step % self.parts.cfg.train.checkpoint_every == 0:

@@ -2,15 +2,18 @@
 
 `ShardImages` opens only shards whose split it was given, so a run that is allowed
 ``("train", "val")`` cannot read a test image even by mistake (a test removes the test shards
-and trains). Local shards are memory-mapped; shards on object storage are copied once into a
-local folder and then memory-mapped. Batches are gathered per shard with one fancy-index each
-(``__getitems__``), so the loader costs little beyond a memory copy of uint8 pixels.
+and trains). Local shards are memory-mapped; shards on object storage are streamed, a few in
+memory at a time, from the folder the prefetcher fills (`shard_stream`) or from the bucket.
+Batches are gathered per shard with one fancy-index each (``__getitems__``), so the loader
+costs little beyond a memory copy of uint8 pixels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,10 @@ from pneumo import storage
 from pneumo.data import schema
 from pneumo.errors import DataError
 from pneumo.settings import Settings, get_settings
+
+# Streamed shards each loader process keeps in memory: a batch spans the shards of one
+# shuffle window (at most 2, see shard_stream), or of two at a window's end.
+STREAMED_IN_MEMORY = 4
 
 
 class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -55,6 +62,7 @@ class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         values = rows[list(targets)].astype("float32").fillna(0.0).to_numpy(np.float32, copy=True)
         self.targets = torch.from_numpy(values)
         self._arrays: list[np.ndarray] | None = None
+        self._recent: OrderedDict[int, np.ndarray] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -63,40 +71,51 @@ class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def labels(self) -> np.ndarray:
         return self.targets[:, 0].numpy()
 
-    def _shards(self) -> list[np.ndarray]:
-        # Opened lazily, in whichever process reads first (each loader worker maps its own).
-        if self._arrays is None:
-            self._arrays = [self._open(name) for name in self.shard_names]
-        return self._arrays
+    @property
+    def streamed(self) -> bool:
+        """The shards are on object storage: read a few at a time, never all at once."""
+        return storage.is_remote(self.cache_url)
 
-    def _open(self, name: str) -> np.ndarray:
+    def _shard(self, sid: int) -> np.ndarray:
+        # Opened lazily, in whichever process reads first (each loader worker maps its own).
+        if not self.streamed:
+            if self._arrays is None:
+                self._arrays = [self._open_local(name) for name in self.shard_names]
+            return self._arrays[sid]
+        if sid not in self._recent:
+            self._recent[sid] = self._open_streamed(self.shard_names[sid])
+            while len(self._recent) > STREAMED_IN_MEMORY:
+                self._recent.popitem(last=False)
+        self._recent.move_to_end(sid)
+        return self._recent[sid]
+
+    def _open_local(self, name: str) -> np.ndarray:
         url = storage.join(self.cache_url, name)
-        array: np.ndarray
-        if not storage.is_remote(url):
-            array = np.load(storage.strip_file_scheme(url), mmap_mode="r")
-            return array
-        if self.local_dir is None:
-            array = np.load(io.BytesIO(storage.read_bytes(url, self.settings)))
-            return array
-        local = self.local_dir / name
-        if not local.exists():
-            self.local_dir.mkdir(parents=True, exist_ok=True)
-            storage.write_bytes(str(local), storage.read_bytes(url, self.settings))
-        array = np.load(local, mmap_mode="r")
+        array: np.ndarray = np.load(storage.strip_file_scheme(url), mmap_mode="r")
+        return array
+
+    def _open_streamed(self, name: str) -> np.ndarray:
+        """From the prefetch folder when the shard is there, else from the bucket (in memory:
+        the folder's bound belongs to the prefetcher alone)."""
+        if self.local_dir is not None:
+            with contextlib.suppress(FileNotFoundError):  # deleted, or not there yet
+                local: np.ndarray = np.load(self.local_dir / name)
+                return local
+        url = storage.join(self.cache_url, name)
+        array: np.ndarray = np.load(io.BytesIO(storage.read_bytes(url, self.settings)))
         return array
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        pixels = self._shards()[self.shard_of[i]][self.index_in_shard[i]]
+        pixels = self._shard(int(self.shard_of[i]))[self.index_in_shard[i]]
         return torch.from_numpy(np.array(pixels)), self.targets[i]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         idx = np.asarray(indices, dtype=np.int64)
-        shards = self._shards()
-        first = shards[self.shard_of[idx[0]]]
+        first = self._shard(int(self.shard_of[idx[0]]))
         out = np.empty((len(idx), *first.shape[1:]), dtype=np.uint8)
         for sid in np.unique(self.shard_of[idx]):
             where = np.nonzero(self.shard_of[idx] == sid)[0]
-            out[where] = shards[sid][np.sort(self.index_in_shard[idx[where]])][
+            out[where] = self._shard(int(sid))[np.sort(self.index_in_shard[idx[where]])][
                 np.argsort(np.argsort(self.index_in_shard[idx[where]]))
             ]
         return torch.from_numpy(out), self.targets[torch.from_numpy(idx)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import numpy as np
@@ -54,9 +55,12 @@ def preprocess_spec(cfg: TrainConfig, data: PreparedData) -> PreprocessSpec:
 
 
 def datasets(
-    data: PreparedData, targets: list[str], settings: Settings
+    data: PreparedData, targets: list[str], settings: Settings, rank: int = 0
 ) -> tuple[ShardImages, ShardImages]:
-    train = ShardImages(data.manifest, data.cache, ["train"], targets, settings)
+    """Train and val images; streamed train shards come through this rank's prefetch folder."""
+    digest = hashlib.sha256(data.cache.encode()).hexdigest()[:12]
+    folder = settings.stream_folder / digest / f"rank-{rank}"
+    train = ShardImages(data.manifest, data.cache, ["train"], targets, settings, folder)
     val = ShardImages(data.manifest, data.cache, ["val"], targets, settings)
     return train, val
 
