@@ -150,3 +150,30 @@ def test_a_streamed_run_killed_mid_epoch_resumes_to_the_same_result(
     assert [round(r["val_auroc"] or 0, 4) for r in history] == [
         round(r["val_auroc"] or 0, 4) for r in want_history
     ]
+
+
+@pytest.mark.slow
+def test_under_torchrun_each_rank_downloads_only_its_own_shards(
+    s3_root: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    entry = _prepared_on_s3(patients=100)
+    cache = f"/{BUCKET}/{Path(os.environ['PNEUMO_ROOT']).name}/prepared/{entry.name}/cache/"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--standalone", "--nnodes", "1",
+        "-m", "pneumo", "train", "--quiet", "-d", entry.name, *TINY_TRAIN, "train.device=cpu",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with caplog.at_level(logging.INFO, logger="werkzeug"):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    gets = [r.getMessage() for r in caplog.records if f'"GET {cache}train-' in r.getMessage()]
+    n_shards = len({g.split(cache, 1)[1].split(" ", 1)[0] for g in gets})
+    epochs = 2
+    # Every rank reading every shard would make 2 x epochs x shards downloads; disjoint shares
+    # make epochs x shards, plus the few a rank reads itself while its prefetcher is late.
+    assert n_shards >= 8
+    assert len(gets) < 1.5 * epochs * n_shards, (len(gets), n_shards)
+    print(f"{len(gets)} downloads of {n_shards} train shards in {epochs} epochs")

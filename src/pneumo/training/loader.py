@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -30,6 +31,7 @@ from pneumo.settings import Settings, get_settings
 # Streamed shards each loader process keeps in memory: a batch spans the shards of one
 # shuffle window (at most 2, see shard_stream), or of two at a window's end.
 STREAMED_IN_MEMORY = 4
+PREFETCH_WAIT_S = 5.0  # then the shard is read from the bucket directly
 
 
 class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -98,9 +100,16 @@ class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         """From the prefetch folder when the shard is there, else from the bucket (in memory:
         the folder's bound belongs to the prefetcher alone)."""
         if self.local_dir is not None:
-            with contextlib.suppress(FileNotFoundError):  # deleted, or not there yet
-                local: np.ndarray = np.load(self.local_dir / name)
-                return local
+            # The prefetcher fetches the shards in the order the batches need them: wait for
+            # it a little rather than download the same shard twice.
+            deadline = time.monotonic() + PREFETCH_WAIT_S
+            while True:
+                with contextlib.suppress(FileNotFoundError):  # deleted, or not there yet
+                    local: np.ndarray = np.load(self.local_dir / name)
+                    return local
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
         url = storage.join(self.cache_url, name)
         array: np.ndarray = np.load(io.BytesIO(storage.read_bytes(url, self.settings)))
         return array
