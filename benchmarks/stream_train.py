@@ -1,6 +1,6 @@
 """Training streamed from an S3 server against the same training from local disk, same run.
 
-    python benchmarks/stream_train.py [--patients 600] [--size 64] [--shard-size 64]
+    python benchmarks/stream_train.py [--patients 1200] [--size 64] [--shard-size 128]
         [--epochs 3] [--keep 4] [--backbone resnet18] [--workers -1]
 
 The same synthetic dataset is prepared twice, under a local root and under ``s3://`` on moto's
@@ -95,9 +95,9 @@ def trained(label: str, args: argparse.Namespace, shards: Path) -> tuple[float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--patients", type=int, default=600)
+    parser.add_argument("--patients", type=int, default=1200)
     parser.add_argument("--size", type=int, default=64)
-    parser.add_argument("--shard-size", type=int, default=64)
+    parser.add_argument("--shard-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--keep", type=int, default=4)
     parser.add_argument("--backbone", default="resnet18")

@@ -27,11 +27,12 @@ from pneumo import storage
 from pneumo.data import schema
 from pneumo.errors import DataError
 from pneumo.settings import Settings, get_settings
+from pneumo.training.shard_stream import fetching
 
 # Streamed shards each loader process keeps in memory: a batch spans the shards of one
 # shuffle window (at most 2, see shard_stream), or of two at a window's end.
 STREAMED_IN_MEMORY = 4
-PREFETCH_WAIT_S = 5.0  # then the shard is read from the bucket directly
+PREFETCH_WAIT_S = 30.0  # for a download in flight; then the shard is read from the bucket
 
 
 class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -100,14 +101,14 @@ class ShardImages(torch.utils.data.Dataset[tuple[torch.Tensor, torch.Tensor]]):
         """From the prefetch folder when the shard is there, else from the bucket (in memory:
         the folder's bound belongs to the prefetcher alone)."""
         if self.local_dir is not None:
-            # The prefetcher fetches the shards in the order the batches need them: wait for
-            # it a little rather than download the same shard twice.
+            # While the prefetcher is downloading this very shard, wait for it rather than
+            # download it twice; a shard it has not started on is read from the bucket now.
             deadline = time.monotonic() + PREFETCH_WAIT_S
             while True:
                 with contextlib.suppress(FileNotFoundError):  # deleted, or not there yet
                     local: np.ndarray = np.load(self.local_dir / name)
                     return local
-                if time.monotonic() > deadline:
+                if not fetching(self.local_dir, name).exists() or time.monotonic() > deadline:
                     break
                 time.sleep(0.01)
         url = storage.join(self.cache_url, name)

@@ -28,6 +28,11 @@ from pneumo.settings import Settings
 log = logging.getLogger(__name__)
 
 
+def fetching(folder: Path, name: str) -> Path:
+    """The marker of a download in flight (loader processes wait for it rather than repeat it)."""
+    return folder / f".{name}.fetching"
+
+
 def window_of(keep: int) -> int:
     """Shards shuffled together: half the cache (so the next window downloads meanwhile), and
     at most 2 (what each loader process keeps in memory covers two windows)."""
@@ -103,7 +108,7 @@ class ShardPrefetcher:
             self._closed = True
             self._cv.notify_all()
         self._thread.join(timeout=60)
-        for path in self.folder.glob("*.npy"):
+        for path in self.folder.iterdir():
             path.unlink(missing_ok=True)
 
     def _wanted(self) -> set[int]:
@@ -142,10 +147,15 @@ class ShardPrefetcher:
                     self._cv.wait(timeout=5.0)
 
     def _fetch(self, name: str) -> None:
-        data = storage.read_bytes(storage.join(self.cache_url, name), self.settings)
-        with self._cv:
-            if self._closed or name not in {self.names[s] for s in self._wanted()}:
-                return  # passed while downloading
-            storage.write_bytes(str(self.local(name)), data)
-            size = sum(p.stat().st_size for p in self.folder.glob("*.npy"))
-            self.peak_bytes = max(self.peak_bytes, size)
+        marker = fetching(self.folder, name)
+        marker.touch()
+        try:
+            data = storage.read_bytes(storage.join(self.cache_url, name), self.settings)
+            with self._cv:
+                if self._closed or name not in {self.names[s] for s in self._wanted()}:
+                    return  # passed while downloading
+                storage.write_bytes(str(self.local(name)), data)
+                size = sum(p.stat().st_size for p in self.folder.glob("*.npy"))
+                self.peak_bytes = max(self.peak_bytes, size)
+        finally:
+            marker.unlink(missing_ok=True)
