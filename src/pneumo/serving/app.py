@@ -79,7 +79,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
         files = cfg.max_files if path.endswith("/batch") else 1
         return cfg.max_upload_bytes * files + MULTIPART_OVERHEAD * files
 
-    app.add_middleware(RequestMiddleware, metrics=metrics, body_limit=body_limit)
+    app.add_middleware(RequestMiddleware, metrics=metrics, body_limit=body_limit, keys=cfg.keys)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

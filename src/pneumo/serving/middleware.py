@@ -1,8 +1,10 @@
-"""One pure-ASGI middleware for every request: id, body-size limit, metrics, JSON log line.
+"""One pure-ASGI middleware for every request: id, key check, body-size limit, metrics, log.
 
-The size limit acts before the body is parsed: a declared ``Content-Length`` above the limit is
-answered 413 at once; a body that streams past the limit without declaring it is cut off and
-answered 413 too (whatever the app would have said is replaced).
+Both checks act before a byte of the body is read: a protected route without a valid API key
+is answered 401 (see :mod:`pneumo.serving.auth`), and a declared ``Content-Length`` above the
+limit 413, at once, and the connection closed. A body that streams past the limit without
+declaring it (chunked) is cut off at the limit and answered 413 too (whatever the app would
+have said is replaced).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from pneumo.serving.auth import UNAUTHORIZED, is_protected, key_matches
 from pneumo.serving.logs import event
 from pneumo.serving.prometheus import Metrics
 
@@ -20,13 +23,16 @@ Scope = dict[str, Any]
 Message = dict[str, Any]
 
 
-def _json_response(status: int, body: dict[str, Any], request_id: str) -> list[Message]:
+def _json_response(
+    status: int, body: dict[str, Any], request_id: str, extra: tuple[tuple[bytes, bytes], ...] = ()
+) -> list[Message]:
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
         (b"x-request-id", request_id.encode()),
         (b"connection", b"close"),
+        *extra,
     ]
     return [
         {"type": "http.response.start", "status": status, "headers": headers},
@@ -48,10 +54,17 @@ async def _drain(receive: Any, cap: int) -> None:
 
 
 class RequestMiddleware:
-    def __init__(self, app: Any, metrics: Metrics, body_limit: Callable[[str], int]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        metrics: Metrics,
+        body_limit: Callable[[str], int],
+        keys: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.body_limit = body_limit
+        self.keys = keys
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -66,11 +79,21 @@ class RequestMiddleware:
             "error": "too_large",
             "detail": f"request body above the limit of {limit / 1024 / 1024:.0f} MB",
         }
-        declared = dict(scope.get("headers", [])).get(b"content-length")
+        headers = dict(scope.get("headers", []))
+        declared = headers.get(b"content-length")
         try:
+            if is_protected(scope["path"]) and not key_matches(
+                headers.get(b"authorization", b"").decode("latin-1"), self.keys
+            ):
+                state["status"] = 401
+                scope["state"]["log"] = {"error": "unauthorized"}
+                denied = {"error": "unauthorized", "detail": UNAUTHORIZED}
+                extra = ((b"www-authenticate", b"Bearer"),)
+                for message in _json_response(401, denied, request_id, extra):
+                    await send(message)
+                return
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 state["status"] = 413
-                await _drain(receive, 8 * limit)
                 for message in _json_response(413, too_large, request_id):
                     await send(message)
                 return

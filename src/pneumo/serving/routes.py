@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from typing import Annotated, Any
 
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from pneumo.reports.modelcard_page import render_html
+from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.inputs import ApiError, prepare_upload
 from pneumo.serving.model import LoadedModel
@@ -40,18 +40,8 @@ def service(request: Request) -> ServiceState:
 
 def require_key(request: Request) -> None:
     keys: tuple[str, ...] = request.app.state.service.cfg.keys
-    if not keys:
-        return
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    supplied = token.strip().encode() if scheme.lower() == "bearer" else b""
-    matched = False
-    for key in keys:  # every key compared, in constant time each
-        matched |= hmac.compare_digest(supplied, key.encode())
-    if not supplied or not matched:
-        raise ApiError(
-            401, "unauthorized", "a valid API key is required: Authorization: Bearer <key>"
-        )
+    if not key_matches(request.headers.get("authorization", ""), keys):
+        raise ApiError(401, "unauthorized", UNAUTHORIZED)
 
 
 Protected = Annotated[None, Depends(require_key)]
