@@ -186,3 +186,23 @@ def dicom_file_bytes(ds: pydicom.dataset.Dataset) -> bytes:
 def dicom_bytes(pixels: np.ndarray, **options: Any) -> bytes:
     """A small DICOM file holding ``pixels``; see :func:`dicom_dataset` for the arguments."""
     return dicom_file_bytes(dicom_dataset(pixels, **options))
+
+
+def rgba_png(width: int, height: int, rows: int | None = None) -> bytes:
+    """A valid RGBA PNG of zeros (a few hundred KB for hundreds of MB of pixels); with
+    ``rows``, only that many rows of data (truncated: the decoder allocates, then fails)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    line = b"\x00" * (1 + 4 * width)
+    packer = zlib.compressobj(9)
+    idat = b"".join(packer.compress(line) for _ in range(height if rows is None else rows))
+    idat += packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )

@@ -186,6 +186,19 @@ class ServeSettings(BaseSettings):
     api_keys: str = Field("", description="Comma-separated bearer keys; empty: no authentication.")
     max_upload_mb: float = Field(20.0, gt=0, description="Largest accepted file, in MB.")
     max_files: int = Field(16, ge=1, description="Most files in one batch request.")
+    max_image_pixels: int = Field(
+        50_000_000,
+        ge=1,
+        description="Largest image accepted, in pixels, read from the file's header: the "
+        "biggest radiographs (43 x 43 cm detectors at 100 um, full-field mammography) are "
+        "under 25 million; 50 million leaves room for stitched long-leg or spine films.",
+    )
+    decode_budget_mb: float = Field(
+        768.0,
+        gt=0,
+        description="Memory all decodes in flight may use together, in MB; an image whose "
+        "decode alone would need more is refused, the others wait for their share.",
+    )
     max_batch: int = Field(16, ge=1, description="Most images in one ONNX Runtime call.")
     max_wait_ms: float = Field(
         5.0, ge=0, description="How long a batch waits for requests still being decoded."
@@ -199,6 +212,10 @@ class ServeSettings(BaseSettings):
     @property
     def keys(self) -> tuple[str, ...]:
         return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def decode_budget_bytes(self) -> int:
+        return int(self.decode_budget_mb * 1024 * 1024)
 
     @property
     def max_upload_bytes(self) -> int:

@@ -13,7 +13,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
-from pneumo.serving.inputs import ApiError, prepare_upload
+from pneumo.serving.budget import DecodeBudget
+from pneumo.serving.inputs import ApiError, decode_cost, prepare_upload
 from pneumo.serving.model import LoadedModel
 from pneumo.serving.schemas import (
     BatchItem,
@@ -61,7 +62,12 @@ async def _score(
             raise ApiError(
                 413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
             )
-        array = await anyio.to_thread.run_sync(prepare_upload, data, model.spec, label)
+        budget: DecodeBudget = state.budget
+        need = await anyio.to_thread.run_sync(decode_cost, data, budget.capacity, label)
+        async with budget.reserve(need):
+            array = await anyio.to_thread.run_sync(
+                prepare_upload, data, model.spec, label, state.cfg.max_image_pixels
+            )
     p = await batcher.submit(array, model)
     state.metrics.scores.observe(p)
     state.metrics.predictions.labels(model.decide(p)[0]).inc()

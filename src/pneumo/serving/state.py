@@ -16,6 +16,7 @@ import time
 import anyio
 
 from pneumo.errors import PneumoError
+from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.logs import event
 from pneumo.serving.model import LoadedModel, load_model
 from pneumo.serving.prometheus import Metrics
@@ -48,6 +49,7 @@ class ServiceState:
         self.source = source
         self.model = model
         self.metrics = metrics
+        self.budget = DecodeBudget(cfg.decode_budget_bytes)
         self.refused: set[str] = set()
         self.ready = True
         metrics.serving(model.name, model.version)

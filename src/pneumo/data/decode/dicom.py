@@ -97,9 +97,14 @@ def _redacted(exc: Exception) -> str:
     return f"{type(exc).__name__}: {message[:300]}"
 
 
-def _read(data: bytes) -> Dataset:
+def read_header(data: bytes) -> Dataset:
+    """The dataset without decoding its pixels (for :mod:`pneumo.data.decode.cost`)."""
+    return _read(data, stop_before_pixels=True)
+
+
+def _read(data: bytes, stop_before_pixels: bool = False) -> Dataset:
     try:
-        return pydicom.dcmread(io.BytesIO(data))
+        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
     except Exception as exc:  # pydicom's messages may quote header bytes: name the type only
         raise ImageDecodeError(
             f"unreadable DICOM header: truncated or corrupt file ({type(exc).__name__})", "corrupt"

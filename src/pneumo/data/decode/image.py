@@ -113,7 +113,7 @@ def _fit(img: Image.Image, size: int, resize: ResizeMode) -> Image.Image:
     return canvas
 
 
-def _is_dicom(data: bytes) -> bool:
+def is_dicom(data: bytes) -> bool:
     end = _DICOM_MAGIC_OFFSET + len(_DICOM_MAGIC)
     return data[_DICOM_MAGIC_OFFSET:end] == _DICOM_MAGIC
 
@@ -129,7 +129,7 @@ def _decode_dicom(data: bytes, spec: ImageSpec) -> Decoded:
 
 def decode(data: bytes, spec: ImageSpec) -> Decoded:
     """File bytes → ``spec.size`` square uint8 array; raises :class:`ImageDecodeError`."""
-    if _is_dicom(data):
+    if is_dicom(data):
         return _decode_dicom(data, spec)
     img = _open(data, spec.max_pixels)
     orig_width, orig_height = img.size
