@@ -200,6 +200,18 @@ class ServeSettings(BaseSettings):
         "decode alone would need more is refused, the others wait for their share.",
     )
     max_batch: int = Field(16, ge=1, description="Most images in one ONNX Runtime call.")
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="A request's headers must arrive within this; else 408, closed."
+    )
+    body_idle_s: float = Field(10.0, gt=0, description="Longest pause within a request body.")
+    body_timeout_s: float = Field(60.0, gt=0, description="Longest a whole request body may take.")
+    keepalive_s: int = Field(5, ge=1, description="An idle keep-alive connection is closed.")
+    max_connections: int = Field(
+        256, ge=1, description="Open connections at most; past it Uvicorn answers 503."
+    )
+    max_in_flight: int = Field(
+        64, ge=1, description="Requests on /v1/ at once; past it 503 with Retry-After."
+    )
     max_wait_ms: float = Field(
         5.0, ge=0, description="How long a batch waits for requests still being decoded."
     )

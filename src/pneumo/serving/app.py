@@ -16,7 +16,7 @@ from pneumo.render.html import render
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.inputs import ApiError
 from pneumo.serving.logs import event
-from pneumo.serving.middleware import RequestMiddleware
+from pneumo.serving.middleware import Limits, RequestMiddleware
 from pneumo.serving.model import LoadedModel
 from pneumo.serving.prometheus import Metrics
 from pneumo.serving.routes import router
@@ -79,7 +79,8 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
         files = cfg.max_files if path.endswith("/batch") else 1
         return cfg.max_upload_bytes * files + MULTIPART_OVERHEAD * files
 
-    app.add_middleware(RequestMiddleware, metrics=metrics, body_limit=body_limit, keys=cfg.keys)
+    limits = Limits(body_limit, cfg.keys, cfg.body_idle_s, cfg.body_timeout_s, cfg.max_in_flight)
+    app.add_middleware(RequestMiddleware, metrics=metrics, limits=limits)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

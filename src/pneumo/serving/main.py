@@ -18,6 +18,7 @@ def run_server(
     import uvicorn
 
     from pneumo.serving.app import create_app
+    from pneumo.serving.edge import guarded_protocol
     from pneumo.serving.source import make_source
     from pneumo.serving.state import load_current
     from pneumo.settings import get_settings
@@ -38,5 +39,6 @@ def run_server(
     print(banner, file=sys.stderr, flush=True)
     uvicorn.run(
         app, host=host, port=port, log_config=LOG_CONFIG, access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=10, http=guarded_protocol(cfg.header_timeout_s),
+        timeout_keep_alive=cfg.keepalive_s, limit_concurrency=cfg.max_connections,
     )  # fmt: skip

@@ -1,18 +1,22 @@
-"""One pure-ASGI middleware for every request: id, key check, body-size limit, metrics, log.
+"""One pure-ASGI middleware for every request: id, key check, limits, metrics, JSON log line.
 
-Both checks act before a byte of the body is read: a protected route without a valid API key
-is answered 401 (see :mod:`pneumo.serving.auth`), and a declared ``Content-Length`` above the
-limit 413, at once, and the connection closed. A body that streams past the limit without
-declaring it (chunked) is cut off at the limit and answered 413 too (whatever the app would
-have said is replaced).
+What it refuses, it refuses before a byte of the body is read: a protected route without a
+valid API key (401, see :mod:`pneumo.serving.auth`), more requests in flight than allowed (503
+with ``Retry-After``), a declared ``Content-Length`` above the limit (413); each answered at
+once and the connection closed. While the body arrives it is counted and timed: a body that
+streams past the limit (chunked) is cut off with a 413, one that pauses longer than the idle
+limit or takes longer than the body limit altogether gets a 408 (whatever the app would have
+said is replaced). Header deadlines are the protocol's (:mod:`pneumo.serving.edge`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pneumo.serving.auth import UNAUTHORIZED, is_protected, key_matches
@@ -21,11 +25,20 @@ from pneumo.serving.prometheus import Metrics
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
+Refusal = tuple[int, dict[str, str], tuple[tuple[bytes, bytes], ...]]
 
 
-def _json_response(
-    status: int, body: dict[str, Any], request_id: str, extra: tuple[tuple[bytes, bytes], ...] = ()
-) -> list[Message]:
+@dataclass(frozen=True)
+class Limits:
+    body_limit: Callable[[str], int]  # bytes, by path
+    keys: tuple[str, ...] = ()
+    body_idle_s: float = 10.0  # longest pause between two pieces of a body
+    body_timeout_s: float = 60.0  # longest a whole body may take
+    max_in_flight: int = 64  # requests on the protected routes at once
+
+
+def _json_response(status: int, refusal: Refusal, request_id: str) -> list[Message]:
+    _status, body, extra = refusal
     payload = json.dumps(body).encode()
     headers = [
         (b"content-type", b"application/json"),
@@ -42,7 +55,7 @@ def _json_response(
 
 async def _drain(receive: Any, cap: int) -> None:
     """Read and discard the rest of a refused body (up to ``cap`` bytes), so the client, still
-    sending, reads our 413 instead of a connection reset."""
+    sending, reads our answer instead of a connection reset."""
     seen = 0
     while seen <= cap:
         message = await receive()
@@ -54,17 +67,27 @@ async def _drain(receive: Any, cap: int) -> None:
 
 
 class RequestMiddleware:
-    def __init__(
-        self,
-        app: Any,
-        metrics: Metrics,
-        body_limit: Callable[[str], int],
-        keys: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, app: Any, metrics: Metrics, limits: Limits) -> None:
         self.app = app
         self.metrics = metrics
-        self.body_limit = body_limit
-        self.keys = keys
+        self.limits = limits
+        self.in_flight = 0
+
+    def _refusal_before_body(self, scope: Scope, limit: int) -> Refusal | None:
+        headers = dict(scope.get("headers", []))
+        if not is_protected(scope["path"]):
+            return None
+        authorization = headers.get(b"authorization", b"").decode("latin-1")
+        if not key_matches(authorization, self.limits.keys):
+            body = {"error": "unauthorized", "detail": UNAUTHORIZED}
+            return 401, body, ((b"www-authenticate", b"Bearer"),)
+        if self.in_flight >= self.limits.max_in_flight:
+            body = {"error": "busy", "detail": "too many requests in flight; retry in a second"}
+            return 503, body, ((b"retry-after", b"1"),)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return 413, _too_large(limit), ()
+        return None
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -72,68 +95,69 @@ class RequestMiddleware:
             return
         start = time.perf_counter()
         request_id = uuid.uuid4().hex
-        limit = self.body_limit(scope["path"])
-        state: dict[str, Any] = {"status": 500, "bytes": 0, "too_large": False, "started": False}
+        limit = self.limits.body_limit(scope["path"])
+        state: dict[str, Any] = {"status": 500, "bytes": 0, "refusal": None, "started": False}
         scope.setdefault("state", {})["request_id"] = request_id
-        too_large = {
-            "error": "too_large",
-            "detail": f"request body above the limit of {limit / 1024 / 1024:.0f} MB",
-        }
-        headers = dict(scope.get("headers", []))
-        declared = headers.get(b"content-length")
         try:
-            if is_protected(scope["path"]) and not key_matches(
-                headers.get(b"authorization", b"").decode("latin-1"), self.keys
-            ):
-                state["status"] = 401
-                scope["state"]["log"] = {"error": "unauthorized"}
-                denied = {"error": "unauthorized", "detail": UNAUTHORIZED}
-                extra = ((b"www-authenticate", b"Bearer"),)
-                for message in _json_response(401, denied, request_id, extra):
+            refused = self._refusal_before_body(scope, limit)
+            if refused is not None:
+                state["status"] = refused[0]
+                scope["state"]["log"] = {"error": refused[1]["error"]}
+                for message in _json_response(refused[0], refused, request_id):
                     await send(message)
                 return
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                state["status"] = 413
-                for message in _json_response(413, too_large, request_id):
-                    await send(message)
-                return
-
-            async def limited_receive() -> Message:
-                message: Message = await receive()
-                if message["type"] == "http.request":
-                    state["bytes"] += len(message.get("body", b""))
-                    if state["bytes"] > limit:
-                        state["too_large"] = True
-                        return {"type": "http.disconnect"}
-                return message
-
-            async def tracked_send(message: Message) -> None:
-                if state["too_large"]:
-                    if not state["started"]:
-                        state["started"] = True
-                        state["status"] = 413
-                        await _drain(receive, 8 * limit)
-                        for ours in _json_response(413, too_large, request_id):
-                            await send(ours)
-                    return
-                if message["type"] == "http.response.start":
-                    state["started"] = True
-                    state["status"] = message["status"]
-                    message["headers"] = [
-                        *message.get("headers", []),
-                        (b"x-request-id", request_id.encode()),
-                    ]
-                await send(message)
-
+            self.in_flight += is_protected(scope["path"])
             try:
-                await self.app(scope, limited_receive, tracked_send)
-            except Exception:
-                if state["too_large"] and not state["started"]:
-                    await tracked_send({"type": "http.response.start", "status": 413})
-                    return
-                raise
+                await self._guarded(scope, receive, send, state, limit, request_id)
+            finally:
+                self.in_flight -= is_protected(scope["path"])
         finally:
             self._record(scope, state, request_id, time.perf_counter() - start)
+
+    async def _guarded(
+        self, scope: Scope, receive: Any, send: Any, state: dict[str, Any], limit: int, rid: str
+    ) -> None:
+        """The app, with its body counted and timed, and its answer replaced by a refusal."""
+        deadline = time.monotonic() + self.limits.body_timeout_s
+
+        async def limited_receive() -> Message:
+            wait = min(self.limits.body_idle_s, deadline - time.monotonic())
+            try:
+                message: Message = await asyncio.wait_for(receive(), timeout=max(wait, 0.0))
+            except TimeoutError:
+                state["refusal"] = (408, _timed_out(self.limits), ())
+                return {"type": "http.disconnect"}
+            if message["type"] == "http.request":
+                state["bytes"] += len(message.get("body", b""))
+                if state["bytes"] > limit:
+                    state["refusal"] = (413, _too_large(limit), ())
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            refusal: Refusal | None = state["refusal"]
+            if refusal is not None:
+                if not state["started"]:
+                    state["started"] = True
+                    state["status"] = refusal[0]
+                    if refusal[0] == 413:
+                        await _drain(receive, 8 * limit)
+                    for ours in _json_response(refusal[0], refusal, rid):
+                        await send(ours)
+                return
+            if message["type"] == "http.response.start":
+                state["started"] = True
+                state["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracked_send)
+        except Exception:
+            if state["refusal"] is not None and not state["started"]:
+                await tracked_send({"type": "http.response.start", "status": 500})
+                return
+            raise
 
     def _record(self, scope: Scope, state: dict[str, Any], request_id: str, seconds: float) -> None:
         route = scope.get("route")
@@ -147,3 +171,18 @@ class RequestMiddleware:
             "request", request_id=request_id, method=method, route=template, status=int(status),
             latency_ms=round(seconds * 1000, 2), bytes_in=state["bytes"], **extra,
         )  # fmt: skip
+
+
+def _too_large(limit: int) -> dict[str, str]:
+    return {
+        "error": "too_large",
+        "detail": f"request body above the limit of {limit / 1024 / 1024:.0f} MB",
+    }
+
+
+def _timed_out(limits: Limits) -> dict[str, str]:
+    return {
+        "error": "timeout",
+        "detail": f"the request body did not arrive in time (at most {limits.body_idle_s:g} s "
+        f"between two parts, {limits.body_timeout_s:g} s in all)",
+    }
