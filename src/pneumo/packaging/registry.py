@@ -10,6 +10,8 @@ inference service can resolve ``models:/pneumonia@champion`` with ``pneumo[serve
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +27,9 @@ from pneumo.settings import Settings
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
+log = logging.getLogger(__name__)
+CARD_SHA_TAG = "card_sha256"  # on each version: what its card.json must hash to
+MODEL_SHA_TAG = "model_sha256"
 CHALLENGER = "challenger"
 CHAMPION = "champion"
 PROMOTION_TAG = "promotion/"
@@ -171,15 +176,25 @@ class ModelRegistry:
         return ModelCard.from_dict(document, f"the card of '{self.name}' version {version}")
 
     def download(self, version: str, cache: Path) -> Path:
-        """The version's package folder under ``cache``, downloaded once (atomically)."""
+        """The version's package folder under ``cache``, downloaded once (atomically).
+
+        A cached folder is trusted only while its card and model hash to what the registry
+        recorded for the version (the tags written by `pneumo register`); an edited or corrupt
+        copy is deleted and downloaded again from the registry."""
         import mlflow.artifacts
 
         final = cache / self.name / version
+        info = self.info(version)
         if final.is_dir():
-            return final
-        source = self.info(version).source
+            altered = _altered(final, info.tags)
+            if not altered:
+                return final
+            log.warning("the cached %s v%s differs from the registry (%s): downloading it "
+                        "again", self.name, version, altered)  # fmt: skip
+            shutil.rmtree(final, ignore_errors=True)
+        source = info.source
         cache.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}-{version}-", dir=cache))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.name}-{version}-{os.getpid()}-", dir=cache))
         try:
             path = mlflow.artifacts.download_artifacts(
                 artifact_uri=source, dst_path=str(tmp), tracking_uri=self.uri
@@ -197,6 +212,18 @@ class ModelRegistry:
             shutil.rmtree(tmp, ignore_errors=True)
         return final
 
+    def clean_abandoned(self, cache: Path) -> int:
+        """Delete the temporary folders of downloads whose process is gone (a kill mid-way)."""
+        removed = 0
+        for folder in cache.glob(f".{self.name}-*-*-*") if cache.is_dir() else []:
+            parts = folder.name.split("-")
+            pid = int(parts[-2]) if len(parts) >= 4 and parts[-2].isdigit() else 0
+            if pid and _alive(pid):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+        return removed
+
     # -- promotion history -----------------------------------------------------------------
     def promotions(self) -> list[dict[str, Any]]:
         from mlflow.exceptions import MlflowException
@@ -213,3 +240,28 @@ class ModelRegistry:
         self.client.set_registered_model_tag(
             self.name, f"{PROMOTION_TAG}{number:04d}", json.dumps(record, sort_keys=True)
         )
+
+
+def _altered(folder: Path, tags: dict[str, str]) -> str:
+    """What in a cached package differs from the registry's record ("" when nothing does)."""
+    from pneumo.packaging.package import sha256_bytes
+    from pneumo.paths import MODEL_FILE
+
+    for name, tag in ((CARD_FILE, CARD_SHA_TAG), (MODEL_FILE, MODEL_SHA_TAG)):
+        expected = tags.get(tag)
+        if not expected:
+            continue  # registered before the tag existed
+        path = folder / name
+        if not path.is_file() or sha256_bytes(path.read_bytes()) != expected:
+            return f"{name} does not hash to the registered {tag}"
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -38,6 +38,7 @@ class RegistrySource:
         self.name = self.parsed.name
         self.description = f"{self.parsed} ({self.settings.tracking_uri})"
         self.registry = ModelRegistry(self.settings, self.name)
+        self.registry.clean_abandoned(self.cache)  # left by a download killed mid-way
 
     def current(self) -> str:
         return self.registry.resolve(self.parsed)

@@ -38,7 +38,7 @@ from pneumo.models.meta import CheckpointMeta
 from pneumo.packaging import package
 from pneumo.packaging.export import export_onnx, parity
 from pneumo.packaging.modelcard import ModelCard
-from pneumo.packaging.registry import CHALLENGER, ModelRegistry
+from pneumo.packaging.registry import CARD_SHA_TAG, CHALLENGER, ModelRegistry
 from pneumo.packaging.training_images import training_images_bytes
 from pneumo.reports.modelcard_page import render_html as card_page
 from pneumo.reports.terminal import registration_summary
@@ -168,6 +168,7 @@ def register(
     test_auroc = auroc.value if auroc else None
     tags = {
         "model_sha256": str(card.model_sha256),
+        CARD_SHA_TAG: package.sha256_bytes(files[paths.CARD_FILE]),
         "manifest_hash": meta.manifest_hash,
         "backbone": meta.model.backbone,
         "test_auroc": "" if test_auroc is None else f"{test_auroc:.6f}",
