@@ -209,6 +209,12 @@ class ServeSettings(BaseSettings):
     max_connections: int = Field(
         256, ge=1, description="Open connections at most; past it Uvicorn answers 503."
     )
+    shutdown_grace_s: int = Field(
+        20,
+        ge=1,
+        description="On SIGTERM: stop accepting, finish requests in flight within this, exit "
+        "(below Kubernetes' terminationGracePeriodSeconds, 30 in deploy/k8s).",
+    )
     max_in_flight: int = Field(
         64, ge=1, description="Requests on /v1/ at once; past it 503 with Retry-After."
     )

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging.config
+import signal
 import sys
+from typing import Any
 
 from pneumo.serving.logs import LOG_CONFIG
 from pneumo.settings import ServeSettings
@@ -37,8 +39,15 @@ def run_server(
         f"  try      curl -F file=@xray.png http://{host}:{port}/v1/predict"
     )
     print(banner, file=sys.stderr, flush=True)
+    # Uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its own
+    # handler is gone: this one makes that a clean exit (0), as after Ctrl-C.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         app, host=host, port=port, log_config=LOG_CONFIG, access_log=False,
-        timeout_graceful_shutdown=10, http=guarded_protocol(cfg.header_timeout_s),
+        timeout_graceful_shutdown=cfg.shutdown_grace_s, http=guarded_protocol(cfg.header_timeout_s),
         timeout_keep_alive=cfg.keepalive_s, limit_concurrency=cfg.max_connections,
     )  # fmt: skip
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
