@@ -152,6 +152,12 @@ def test_bad_input_corpus_gets_the_right_4xx_and_never_500(live_service: LiveSer
         requests.post(f"{url}/v1/predict", files={"image": ("a.png", good)}, timeout=10).status_code
         == 422
     )
+    # two files where one is expected: refused, not the last one silently scored
+    two = requests.post(
+        f"{url}/v1/predict", files=[("file", ("a.png", good)), ("file", ("b.png", good))],
+        timeout=10,
+    )  # fmt: skip
+    assert two.status_code == 422 and "several 'file' parts" in two.json()["detail"]
     # a large valid upload (3 MB of noise, above Starlette's 1 MB in-memory default) is served
     noise = np.random.default_rng(0).integers(0, 256, size=(1800, 1800), dtype=np.uint8)
     large = png_bytes(Image.fromarray(noise))

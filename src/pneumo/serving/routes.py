@@ -79,6 +79,10 @@ async def predict(request: Request, _: Protected, file: UploadFile = File(...)) 
     """Probability of pneumonia for one chest radiograph (PNG, JPEG or DICOM)."""
     start = time.perf_counter()
     state = service(request)
+    if len((await request.form()).getlist("file")) > 1:  # the form is parsed once, cached
+        raise ApiError(
+            422, "invalid_request", "several 'file' parts: send one, or use /v1/predict/batch"
+        )
     model = state.model  # read once: this request uses this model to the end
     p = await _score(state, request.app.state.batcher, file, model, "file")
     label, positive = model.decide(p)
