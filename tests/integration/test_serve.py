@@ -61,6 +61,12 @@ def test_batch_endpoint_matches_single(live_service: LiveService) -> None:
     bad = [*files, ("files", ("x.png", b"not an image"))]
     r = requests.post(f"{live_service.url}/v1/predict/batch", files=bad, timeout=30)
     assert r.status_code == 415 and "files[4]" in r.json()["detail"]
+    # several bad files: every one named, in the order sent (the first one's status)
+    several = [("files", ("e.png", b"")), files[0], ("files", ("t.png", b"text, no image"))]
+    r = requests.post(f"{live_service.url}/v1/predict/batch", files=several, timeout=30)
+    detail = r.json()["detail"]
+    assert r.status_code == 422 and detail.index("files[0]") < detail.index("files[2]")
+    assert "files[1]" not in detail
 
 
 def test_real_nih_and_kermany_images(live_service: LiveService, real_data: Path) -> None:

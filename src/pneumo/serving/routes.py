@@ -113,11 +113,19 @@ async def predict_batch(
         for i, f in enumerate(files)
     ]
     try:
-        probs = await asyncio.gather(*tasks)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
     except BaseException:
         for task in tasks:
             task.cancel()
         raise
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:  # every bad file, in the order sent; the status is the first one's
+        first = failures[0]
+        if not all(isinstance(f, ApiError) for f in failures) or not isinstance(first, ApiError):
+            raise next(f for f in failures if not isinstance(f, ApiError))
+        detail = "; ".join(f.detail for f in failures if isinstance(f, ApiError))
+        raise ApiError(first.status, first.code, detail)
+    probs = [float(r) for r in results if not isinstance(r, BaseException)]
     decisions = [model.decide(p) for p in probs]
     items = [
         BatchItem(index=i, probability=p, label=label, positive=positive)
