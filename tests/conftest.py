@@ -82,6 +82,16 @@ def write_nih_dataset(root: Path, n: int, size: int = 64, seed: int = 0) -> list
     return ids
 
 
+# `pneumo demo` in seconds rather than minutes: a small synthetic set, one epoch.
+DEMO_SMALL = [
+    "synthetic.patients=40",
+    "synthetic.image_size=64",
+    "prepare.image_size=32",
+    "train.epochs=1",
+    "train.batch_size=16",
+    "train.workers=0",
+    "evaluate.n_boot=50",
+]
 TINY_TRAIN = [
     "train.backbone=resnet18",
     "train.epochs=2",

@@ -22,19 +22,12 @@ import pytest
 import requests
 from PIL import Image
 
+from tests.conftest import DEMO_SMALL
 from tests.serving_support import free_port, post, running_service
 
 pytestmark = pytest.mark.slow
 
-SMALL = [
-    "synthetic.patients=40",
-    "synthetic.image_size=64",
-    "prepare.image_size=32",
-    "train.epochs=1",
-    "train.batch_size=16",
-    "train.workers=0",
-    "evaluate.n_boot=50",
-]
+SMALL = DEMO_SMALL
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",

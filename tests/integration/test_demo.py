@@ -13,19 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import DEMO_SMALL
 from tests.serving_support import free_port
 
 pytestmark = pytest.mark.slow
 
-SMALL = [
-    "synthetic.patients=40",
-    "synthetic.image_size=64",
-    "prepare.image_size=32",
-    "train.epochs=1",
-    "train.batch_size=16",
-    "train.workers=0",
-    "evaluate.n_boot=50",
-]
+SMALL = DEMO_SMALL
 
 
 def _env(root: Path) -> dict[str, str]:

@@ -22,6 +22,7 @@ from pneumo.errors import PneumoError
 from pneumo.object_store import prepare_tracking
 from pneumo.packaging.modelcard import ModelCard
 from pneumo.paths import CARD_FILE
+from pneumo.processes import pid_alive
 from pneumo.settings import Settings
 
 if TYPE_CHECKING:
@@ -218,7 +219,7 @@ class ModelRegistry:
         for folder in cache.glob(f".{self.name}-*-*-*") if cache.is_dir() else []:
             parts = folder.name.split("-")
             pid = int(parts[-2]) if len(parts) >= 4 and parts[-2].isdigit() else 0
-            if pid and _alive(pid):
+            if pid and pid_alive(pid):
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
@@ -255,13 +256,3 @@ def _altered(folder: Path, tags: dict[str, str]) -> str:
         if not path.is_file() or sha256_bytes(path.read_bytes()) != expected:
             return f"{name} does not hash to the registered {tag}"
     return ""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -15,6 +15,8 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from pneumo.processes import pid_alive
+
 if TYPE_CHECKING:
     import optuna
 
@@ -22,16 +24,6 @@ HOST, PID, RUN_ID, RUN_DIR = "host", "pid", "run_id", "run_dir"
 RETRY_OF, ERROR, HEARTBEAT = "retry_of", "error", "heartbeat"
 BEAT_SECONDS = 60.0
 GRACE_SECONDS = 600.0
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def is_dead(t: optuna.trial.FrozenTrial, now: float) -> bool:
