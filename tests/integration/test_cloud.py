@@ -132,6 +132,7 @@ def test_a_wrong_endpoint_or_a_missing_bucket_is_one_line(s3_endpoint: str, tmp_
     wrong = _env(
         tmp_path, **CREDENTIALS, PNEUMO_ROOT="s3://errors/work", PNEUMO_S3_ENDPOINT_URL=closed
     )
+    wrong["AWS_MAX_ATTEMPTS"] = "2"  # botocore's retries of a refused connection: 2 s, not 15
     _one_clear_line(
         _pneumo(["demo", "--no-serve", *SMALL], wrong, tmp_path),
         f"cannot reach the S3 endpoint 127.0.0.1:{closed.rsplit(':', 1)[1]}",

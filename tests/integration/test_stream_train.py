@@ -71,11 +71,11 @@ def test_streamed_training_keeps_at_most_the_configured_shards_on_disk(s3_root: 
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        result = train(entry, load_config(None, TINY_TRAIN), progress=False)
+        result = train(entry, load_config(None, [*TINY_TRAIN, "train.epochs=1"]), progress=False)
     finally:
         done.set()
         watcher.join()
-    assert result.epochs_run == 2 and result.best.startswith(f"s3://{BUCKET}/")
+    assert result.epochs_run == 1 and result.best.startswith(f"s3://{BUCKET}/")
     assert max(folder_counts) >= 1, "the prefetcher never filled its folder"
     assert max(folder_counts) <= 2, max(folder_counts)
     assert not list(s3_root.rglob("*.npy"))  # emptied when training ends
@@ -102,8 +102,11 @@ def test_a_streamed_run_killed_mid_epoch_resumes_to_the_same_result(
 ) -> None:
     import s3fs
 
-    entry = _prepared_on_s3(patients=100)
-    args = ["-d", entry.name, *TINY_TRAIN, "train.checkpoint_every=1", "train.augment.enabled=true"]
+    entry = _prepared_on_s3(patients=70)
+    args = [
+        "-d", entry.name, *TINY_TRAIN, "train.epochs=1", "train.checkpoint_every=1",
+        "train.augment.enabled=true",
+    ]  # fmt: skip
     cmd = [sys.executable, "-m", "pneumo", "train", "--quiet", *args]
     proc = subprocess.Popen(
         cmd, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -139,7 +142,10 @@ def test_a_streamed_run_killed_mid_epoch_resumes_to_the_same_result(
         env=dict(os.environ), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    clean = train(entry, load_config(None, args[2:]), progress=False)
+    # The uninterrupted run need not checkpoint every step: saving draws no random numbers.
+    clean = train(
+        entry, load_config(None, [*args[2:], "train.checkpoint_every=1000"]), progress=False
+    )
     got = checkpoint.load(storage.join(runs, killed_at, "best.pt"))
     want = checkpoint.load(clean.best)
     assert got.meta.epoch == want.meta.epoch
@@ -158,7 +164,7 @@ def test_under_torchrun_each_rank_downloads_only_its_own_shards(
 ) -> None:
     import logging
 
-    entry = _prepared_on_s3(patients=100)
+    entry = _prepared_on_s3(patients=70)
     cache = f"/{BUCKET}/{Path(os.environ['PNEUMO_ROOT']).name}/prepared/{entry.name}/cache/"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 
 import numpy as np
 import pandas as pd
@@ -59,7 +60,9 @@ def datasets(
 ) -> tuple[ShardImages, ShardImages]:
     """Train and val images; streamed train shards come through this rank's prefetch folder."""
     digest = hashlib.sha256(data.cache.encode()).hexdigest()[:12]
-    folder = settings.stream_folder / digest / f"rank-{rank}"
+    # One folder per process: two runs of one dataset on one machine (parallel tune workers,
+    # torchrun's ranks) never delete each other's shards.
+    folder = settings.stream_folder / digest / f"pid-{os.getpid()}-rank-{rank}"
     train = ShardImages(data.manifest, data.cache, ["train"], targets, settings, folder)
     val = ShardImages(data.manifest, data.cache, ["val"], targets, settings)
     return train, val

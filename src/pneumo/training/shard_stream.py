@@ -17,12 +17,14 @@ epoch's shard order, so it downloads only those, into its own folder.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from pathlib import Path
 
 import numpy as np
 
 from pneumo import storage
+from pneumo.processes import pid_alive
 from pneumo.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,14 @@ def streamed_order(
     return order[:per_rank].astype(np.int64)
 
 
+def _remove_abandoned(parent: Path) -> None:
+    """Delete the folders of training processes that are gone (``pid-<pid>-rank-<r>``)."""
+    for other in parent.glob("pid-*-rank-*"):
+        pid = other.name.split("-")[1]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(other, ignore_errors=True)
+
+
 class ShardPrefetcher:
     """Keeps the shards of the next batches in ``folder``, at most ``keep`` of them."""
 
@@ -69,8 +79,7 @@ class ShardPrefetcher:
         self.cache_url, self.folder, self.names = cache_url, folder, names
         self.keep, self.settings = max(2, keep), settings
         folder.mkdir(parents=True, exist_ok=True)
-        for stale in folder.iterdir():  # left by a killed run: not part of this run's bound
-            stale.unlink(missing_ok=True)
+        _remove_abandoned(folder.parent)
         self._cv = threading.Condition()
         self._needs: list[tuple[int, int, int]] = []  # (first batch, last batch, shard id)
         self._position = 0
@@ -108,8 +117,7 @@ class ShardPrefetcher:
             self._closed = True
             self._cv.notify_all()
         self._thread.join(timeout=60)
-        for path in self.folder.iterdir():
-            path.unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def _wanted(self) -> set[int]:
         return {sid for _f, last, sid in self._needs if last >= self._position}
