@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,16 @@ TINY_TRAIN = [
     "train.workers=0",
     "train.checkpoint_every=2",
 ]
+
+
+def torchrun_train(dataset: str, *overrides: str) -> list[str]:
+    """`pneumo train` on ``dataset`` under torchrun: two CPU processes, gloo, TINY_TRAIN."""
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+        "--standalone", "--nnodes", "1",
+        "-m", "pneumo", "train", "--quiet", "-d", dataset, *TINY_TRAIN, "train.device=cpu",
+        *overrides,
+    ]  # fmt: skip
 
 
 def tiny_prepared(name: str = "tiny", patients: int = 30, size: int = 32) -> Dataset:

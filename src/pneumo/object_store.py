@@ -109,7 +109,7 @@ _checked: set[tuple[str, str]] = set()
 def check_bucket(fs: Any, path: str, settings: Settings) -> None:
     """Fail clearly, once per process and bucket, when ``path``'s bucket cannot be used.
 
-    One ListObjectsV2 of at most one key under the path's prefix (what a policy limited to a
+    One ListObjectsV2 of at most one key under the path itself (what a policy limited to a
     prefix allows; pneumo lists there anyway). It runs before anything else touches the bucket,
     so a missing bucket is not mistaken for an empty one ("no dataset fetched yet"), and a
     refused key is told from a refused permission (a HEAD's 403 has no body to say which).
@@ -118,9 +118,8 @@ def check_bucket(fs: Any, path: str, settings: Settings) -> None:
     seen = (str(settings.s3_endpoint_url), bucket)
     if not bucket or seen in _checked:
         return
-    prefix = key.split("/", 1)[0] + "/" if key else ""
     try:
-        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=prefix, MaxKeys=1)
+        fs.call_s3("list_objects_v2", Bucket=bucket, Prefix=key, MaxKeys=1)
     except Exception as exc:
         failure = storage_failure(exc, settings, bucket)
         if failure is not None:

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pneumo.models import checkpoint
-from tests.conftest import TINY_TRAIN, tiny_prepared
+from tests.conftest import tiny_prepared, torchrun_train
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(pneumo_root: Path) -> None:
     entry = tiny_prepared(patients=40)
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--standalone", "--nnodes", "1",
-        "-m", "pneumo", "train", "--quiet", "-d", entry.name, *TINY_TRAIN, "train.device=cpu",
-    ]  # fmt: skip
+    cmd = torchrun_train(entry.name)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr

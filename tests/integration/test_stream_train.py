@@ -22,7 +22,7 @@ from pneumo.models import checkpoint
 from pneumo.settings import get_settings
 from pneumo.training.fit import train
 from pneumo.training.shard_stream import streamed_order
-from tests.conftest import TINY_TRAIN
+from tests.conftest import TINY_TRAIN, torchrun_train
 
 BUCKET = "stream"
 
@@ -166,11 +166,7 @@ def test_under_torchrun_each_rank_downloads_only_its_own_shards(
 
     entry = _prepared_on_s3(patients=70)
     cache = f"/{BUCKET}/{Path(os.environ['PNEUMO_ROOT']).name}/prepared/{entry.name}/cache/"
-    cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
-        "--standalone", "--nnodes", "1",
-        "-m", "pneumo", "train", "--quiet", "-d", entry.name, *TINY_TRAIN, "train.device=cpu",
-    ]  # fmt: skip
+    cmd = torchrun_train(entry.name)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with caplog.at_level(logging.INFO, logger="werkzeug"):
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

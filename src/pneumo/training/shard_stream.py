@@ -84,7 +84,6 @@ class ShardPrefetcher:
         self._needs: list[tuple[int, int, int]] = []  # (first batch, last batch, shard id)
         self._position = 0
         self._closed = False
-        self.peak_bytes = 0
         self._thread = threading.Thread(target=self._run, name="shard-prefetch", daemon=True)
         self._thread.start()
 
@@ -163,7 +162,5 @@ class ShardPrefetcher:
                 if self._closed or name not in {self.names[s] for s in self._wanted()}:
                     return  # passed while downloading
                 storage.write_bytes(str(self.local(name)), data)
-                size = sum(p.stat().st_size for p in self.folder.glob("*.npy"))
-                self.peak_bytes = max(self.peak_bytes, size)
         finally:
             marker.unlink(missing_ok=True)
