@@ -63,6 +63,7 @@ CARD_FILE = "card.json"
 CARD_PAGE = "card.html"
 VERIFICATION_FILE = "verification.npz"
 TRAINING_IMAGES = "training_images.json"  # hashes of the train and val images (optional)
+REFERENCE_FILE = "reference.npz"  # the out-of-distribution reference (optional)
 
 # `pneumo predict` (see pneumo.stages.predict): the default table and, in its .partial folder
 # while it runs, which model the rows come from.

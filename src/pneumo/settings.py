@@ -226,6 +226,9 @@ class ServeSettings(BaseSettings):
     )
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0: all cores.")
     model_cache: str | None = Field(None, description="Where downloaded models are kept.")
+    serve_docs: bool = Field(
+        True, description="Serve /docs (Swagger UI from local files) and /openapi.json."
+    )
 
     @property
     def keys(self) -> tuple[str, ...]:

@@ -7,7 +7,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from pneumo.data.decode.cost import BYTES_PER_PIXEL, DICOM_GRAY_PATH, decoded_bytes
+from pneumo.data.decode.cost import BYTES_PER_PIXEL, DICOM_GRAY_PATH
+from pneumo.data.decode.header import decoded_bytes
 from tests.conftest import dicom_bytes, rgba_png
 
 

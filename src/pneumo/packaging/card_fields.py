@@ -108,3 +108,23 @@ def metric_summary(metrics: dict[str, Any]) -> dict[str, Any]:
         if isinstance(item, dict):
             out[key] = {k: item.get(k) for k in ("value", "ci_low", "ci_high")}
     return out
+
+
+def public_fields(value: Any) -> Any:
+    """``value`` with every server path or URL in it cut to its last part (a card is public:
+    ``/srv/data/kermany-224`` becomes ``kermany-224``, ``s3://b/x/y.png`` ``y.png``)."""
+    if isinstance(value, dict):
+        return {k: public_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [public_fields(v) for v in value]
+    if isinstance(value, str) and _is_location(value):
+        return value.rstrip("/\\").replace("\\", "/").rsplit("/", 1)[-1]
+    return value
+
+
+def _is_location(text: str) -> bool:
+    return (
+        text.startswith(("/", "~/", "./", "../"))
+        or "://" in text
+        or (len(text) > 2 and text[1] == ":" and text[2] in "/\\")
+    )

@@ -2,13 +2,16 @@
 
 The exported graph ends in a sigmoid, so it outputs probabilities: the service applies no
 arithmetic of its own beyond the preprocessing spec, and parity is checked on the very numbers
-the service returns. torch.onnx's dynamo exporter is used (the TorchScript one is deprecated and
-cannot export VGG's adaptive pooling).
+the service returns. It also outputs ``embedding``, the pooled features the classifier reads
+(the input of its final Linear, found through the backbone's spec): the out-of-distribution
+score, and later the monitoring, use it. torch.onnx's dynamo exporter is used (the TorchScript
+one is deprecated and cannot export VGG's adaptive pooling).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import tempfile
@@ -21,22 +24,30 @@ import torch
 
 from pneumo import paths
 from pneumo.errors import PneumoError
-from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
+from pneumo.onnx_runtime import onnxruntime
+from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME
 from pneumo.preprocess import PreprocessSpec
 
 
-class _Probabilities(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
+class _Outputs(torch.nn.Module):
+    """(probability, embedding): the model with its final Linear (``head``) cut off gives the
+    embedding, and that Linear on it the logit, exactly as the whole model (in eval mode)."""
+
+    def __init__(self, model: torch.nn.Module, head: str) -> None:
         super().__init__()
-        self.model = model
+        self.head = model.get_submodule(head)
+        self.features = copy.deepcopy(model)
+        self.features.set_submodule(head, torch.nn.Identity())
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.model(image))
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = torch.flatten(self.features(image), 1)
+        return torch.sigmoid(self.head(embedding)), embedding
 
 
-def export_onnx(model: torch.nn.Module, size: int, opset: int) -> bytes:
-    """The model (1-channel ``size`` square input) as ONNX bytes, batch axis dynamic."""
-    wrapped = _Probabilities(model).eval().cpu()
+def export_onnx(model: torch.nn.Module, size: int, opset: int, head: str) -> bytes:
+    """The model (1-channel ``size`` square input) as ONNX bytes, batch axis dynamic; ``head``
+    names its final Linear (:attr:`pneumo.models.architectures.BackboneSpec.head`)."""
+    wrapped = _Outputs(model.eval().cpu(), head).eval()
     example = (torch.zeros(2, 1, size, size),)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,7 +65,7 @@ def export_onnx(model: torch.nn.Module, size: int, opset: int) -> bytes:
                     example,
                     str(path),
                     input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME],
+                    output_names=[OUTPUT_NAME, EMBEDDING_NAME],
                     dynamic_shapes=({0: batch},),
                     opset_version=opset,
                     dynamo=True,
@@ -93,7 +104,7 @@ class Parity:
 
 def parity(model: torch.nn.Module, onnx: bytes, pixels: np.ndarray, spec: PreprocessSpec) -> Parity:
     """Score the same uint8 images with PyTorch (fp32, CPU) and ONNX Runtime."""
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     inputs = spec.normalize(pixels)
     model = model.eval().cpu()

@@ -18,9 +18,15 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from pneumo.errors import PneumoError
 from pneumo.models.meta import CheckpointMeta
-from pneumo.packaging.card_fields import INTENDED_USE, limitations, metric_summary, missing_fields
+from pneumo.packaging.card_fields import (
+    INTENDED_USE,
+    limitations,
+    metric_summary,
+    missing_fields,
+    public_fields,
+)
 from pneumo.packaging.provenance import code_version
-from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
+from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME
 from pneumo.preprocess import PreprocessSpec
 
 FORMAT = "pneumo-model/1"
@@ -53,6 +59,7 @@ class CardModel(_Section):
     val_auroc: float | None = None
     input: TensorInfo | None = None
     output: TensorInfo | None = None
+    embedding: TensorInfo | None = None  # cards since the embedding output (0.3)
     onnx_opset: int | None = None
 
 
@@ -123,6 +130,21 @@ class CardParity(_Section):
     tolerance: float | None = None
 
 
+class CardOOD(_Section):
+    """The out-of-distribution reference (packaging.reference) and its threshold."""
+
+    method: str | None = None
+    k: int | None = None
+    bank_images: int | None = None
+    features: int | None = None
+    threshold: float | None = None
+    quantile: float | None = None
+    chosen_on: str | None = None
+    val_images: int | None = None
+    file: str | None = None
+    sha256: str | None = None
+
+
 class ModelCard(_Section):
     format: Literal["pneumo-model/1"]
     name: str | None = None
@@ -136,6 +158,7 @@ class ModelCard(_Section):
     code: dict[str, Any] | None = None
     parity: CardParity | None = None
     model_sha256: str | None = None
+    ood: CardOOD | None = None
     intended_use: str | None = None
     limitations: list[str] | None = None
 
@@ -187,7 +210,8 @@ class ModelCard(_Section):
         export: dict[str, Any],
     ) -> ModelCard:
         """The card of ``meta``'s model; ``metrics`` is its test evaluation's metrics.json and
-        ``export`` holds ``sha256``, ``opset`` and the ``parity`` record of its ONNX file."""
+        ``export`` holds ``sha256``, ``opset`` and the ``parity`` record of its ONNX file, and
+        ``ood`` the out-of-distribution reference's record (packaging.reference), if any."""
         size = meta.preprocess.image.size
         rule = metrics.get("threshold_rule") or {}
         summary = metric_summary(metrics)
@@ -198,6 +222,12 @@ class ModelCard(_Section):
             "output": {"name": OUTPUT_NAME, "shape": ["batch", 1], "meaning": "P(pneumonia)"},
             "onnx_opset": export["opset"],
         }  # fmt: skip
+        ood = export.get("ood")
+        if ood:
+            model["embedding"] = {
+                "name": EMBEDDING_NAME, "shape": ["batch", ood["features"]], "dtype": "float32",
+                "meaning": "pooled features the classifier reads",
+            }  # fmt: skip
         threshold = {k: rule.get(k) for k in ("method", "target", "chosen_on")}
         achieved = ("val_sensitivity", "val_specificity", "n_val")
         threshold.update({k: rule[k] for k in achieved if k in rule})
@@ -213,11 +243,12 @@ class ModelCard(_Section):
             "data": {
                 "dataset": meta.dataset,
                 "manifest_hash": meta.manifest_hash,
-                "card": data_card,
+                "card": public_fields(data_card),
             },
             "code": {**code_version(), "libraries": meta.versions},
             "parity": export["parity"],
             "model_sha256": export["sha256"],
+            **({"ood": ood} if ood else {}),
             "intended_use": INTENDED_USE,
             "limitations": limitations(data_card, summary),
         }

@@ -8,6 +8,8 @@
     verification.npz   a few validation images (uint8) and the probabilities PyTorch gave them
     training_images.json  hashes of the train and val images (see packaging.training_images;
                        absent from packages registered before it existed)
+    reference.npz      the out-of-distribution reference (see packaging.reference; hashed in
+                       the card; absent from packages registered before it existed)
 
 The card records the SHA-256 of ``model.onnx``; a loader checks it and re-scores the
 verification images, so a corrupt, swapped or mis-exported file is refused before it serves.
@@ -27,6 +29,7 @@ import numpy as np
 from pneumo import paths
 from pneumo.errors import PneumoError
 from pneumo.packaging.modelcard import ModelCard
+from pneumo.packaging.reference import Reference
 
 MODEL_FILE, CARD_FILE = paths.MODEL_FILE, paths.CARD_FILE
 CARD_PAGE, VERIFICATION_FILE = paths.CARD_PAGE, paths.VERIFICATION_FILE
@@ -63,6 +66,7 @@ def package_files(
     page: str,
     check: Verification,
     training_images: bytes | None = None,
+    reference: bytes | None = None,
 ) -> dict[str, bytes]:
     """The package's files, by name."""
     files = {
@@ -73,6 +77,8 @@ def package_files(
     }
     if training_images is not None:
         files[paths.TRAINING_IMAGES] = training_images
+    if reference is not None:
+        files[paths.REFERENCE_FILE] = reference
     return files
 
 
@@ -91,6 +97,7 @@ class Package:
     card: ModelCard
     onnx: bytes
     verification: Verification
+    reference: Reference | None = None
 
 
 def read_card(path: Path) -> ModelCard:
@@ -133,4 +140,21 @@ def read_package(folder: Path) -> Package:
             )
     except Exception as exc:
         raise PackageError(f"{folder / VERIFICATION_FILE} is unreadable: {exc}") from None
-    return Package(folder, card, onnx, check)
+    return Package(folder, card, onnx, check, _reference(folder, card))
+
+
+def _reference(folder: Path, card: ModelCard) -> Reference | None:
+    """The package's OOD reference, checked against the card's hash; None if it has none."""
+    if card.ood is None or not card.ood.sha256:
+        return None
+    path = folder / paths.REFERENCE_FILE
+    data = path.read_bytes() if path.is_file() else b""
+    if sha256_bytes(data) != card.ood.sha256:
+        raise PackageError(
+            f"{path} is missing or does not match its card (SHA-256)",
+            hint="the file is corrupt or was replaced; download or register the model again",
+        )
+    try:
+        return Reference.from_bytes(data)
+    except Exception as exc:
+        raise PackageError(f"{path} is unreadable: {exc}") from None

@@ -1,16 +1,17 @@
 """The model file's inputs and outputs, named once for every consumer.
 
 ``model.onnx`` takes ``image`` (float32 (N, 1, S, S), normalised by the card's preprocessing)
-and gives ``probability`` (float32 (N, 1), P(pneumonia)). The outputs the next capabilities
-need are planned here with their names, so that monitoring, out-of-distribution scores and
-class activation maps all read the same file: ``embedding`` (the pooled features before the
-classifier) and ``activations`` (the last convolutional features, after their activation).
+and gives ``probability`` (float32 (N, 1), P(pneumonia)) and ``embedding`` (float32 (N, D),
+the pooled features the classifier reads: out-of-distribution scores, monitoring). Models
+registered before the embedding existed have ``probability`` only. The output class activation
+maps will need is planned here with its name, so that every consumer reads the same file:
+``activations`` (the last convolutional features, after their activation).
 """
 
 from __future__ import annotations
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probability"
-# Planned named outputs (not exported yet): pooled features, and the last conv features.
 EMBEDDING_NAME = "embedding"
+# Planned (not exported yet): the last conv features.
 ACTIVATIONS_NAME = "activations"

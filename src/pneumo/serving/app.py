@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from pneumo import __version__
 from pneumo.render.html import render
+from pneumo.serving.api_errors import ApiError
 from pneumo.serving.batching import MicroBatcher
-from pneumo.serving.inputs import ApiError
 from pneumo.serving.logs import event
 from pneumo.serving.middleware import Limits, RequestMiddleware
 from pneumo.serving.model import LoadedModel
@@ -25,14 +25,35 @@ from pneumo.serving.state import ServiceState
 from pneumo.settings import ServeSettings
 
 MULTIPART_OVERHEAD = 64 * 1024
+DOCS_ASSETS = "/docs-assets"
 
 
 def _validation_message(exc: RequestValidationError) -> str:
+    """Where the request is wrong, in our words (pydantic's messages name internal types)."""
     parts = []
     for err in exc.errors():
         where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-        parts.append(f"{where or 'request'}: {err.get('msg', 'invalid')}")
-    return "; ".join(parts) + " (send multipart/form-data with a 'file' field)"
+        what = "missing" if err.get("type") == "missing" else "not a file upload"
+        parts.append(f"{where or 'request'}: {what}")
+    return "; ".join(dict.fromkeys(parts)) + " (send multipart/form-data with a 'file' field)"
+
+
+def _local_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's files from the swagger-ui-bundle package: no CDN, works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="pneumo API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+        )  # fmt: skip
 
 
 def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> FastAPI:
@@ -69,7 +90,12 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
         version=__version__,
         description="Pneumonia on chest X-rays: probability, decision at a validated threshold.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if cfg.serve_docs else None,
     )
+    if cfg.serve_docs:
+        _local_docs(app)
     app.state.service = state
     app.state.batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms / 1000, metrics.observe_batch)
     app.state.page = render("service.html.j2")  # the web page at /, rendered once

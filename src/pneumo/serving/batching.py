@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pneumo.serving.model import LoadedModel
+from pneumo.serving.model import LoadedModel, Score
 
 
 @dataclass
 class _Item:
     array: np.ndarray  # float32 (1, 1, S, S)
     model: LoadedModel
-    future: asyncio.Future[float] = field(repr=False)
+    future: asyncio.Future[Score] = field(repr=False)
 
 
 class MicroBatcher:
@@ -53,8 +53,8 @@ class MicroBatcher:
         finally:
             self._preparing -= 1
 
-    async def submit(self, array: np.ndarray, model: LoadedModel) -> float:
-        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    async def submit(self, array: np.ndarray, model: LoadedModel) -> Score:
+        future: asyncio.Future[Score] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Item(array, model, future))
         return await future
 
@@ -101,7 +101,7 @@ class MicroBatcher:
                 batch = np.concatenate([item.array for item in group])
                 start = loop.time()
                 try:
-                    probs = await loop.run_in_executor(self._executor, model.predict, batch)
+                    scores = await loop.run_in_executor(self._executor, model.score, batch)
                 except Exception as exc:  # the model failed: every waiting request hears why
                     for item in group:
                         if not item.future.done():
@@ -109,6 +109,6 @@ class MicroBatcher:
                     continue
                 if self.on_batch is not None:
                     self.on_batch(len(group), loop.time() - start)
-                for item, p in zip(group, probs, strict=True):
+                for item, score in zip(group, scores, strict=True):
                     if not item.future.done():
-                        item.future.set_result(float(p))
+                        item.future.set_result(score)

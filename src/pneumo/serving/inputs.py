@@ -1,21 +1,30 @@
 """Uploads → model input, with every failure turned into a 4xx that says what was wrong.
 
-The bytes are decoded in memory by :func:`pneumo.data.decode.image.decode` (the same function
-`prepare` cached the training images with) and normalised by the model's own
+Two steps, both in a worker thread: :func:`inspect_upload` reads the header (no pixel decoded)
+and applies the input policy and the decode budget; :func:`prepare_upload` decodes the bytes in
+memory with :func:`pneumo.data.decode.image.decode` (the same function `prepare` cached the
+training images with), applies the policy's colour rule and normalises by the model's own
 :class:`~pneumo.preprocess.PreprocessSpec`. Nothing is written to disk, and the client's file
-name is never used for anything.
+name is never used for anything. What only the operator should read (a decoder plugin to
+install) goes to the log, never to the client.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
 
-from pneumo.data.decode.cost import decoded_bytes
-from pneumo.data.decode.failures import ImageDecodeError
+from pneumo.data.decode.failures import ImageDecodeError, check_size
+from pneumo.data.decode.header import read_header
 from pneumo.data.decode.image import decode
 from pneumo.preprocess import PreprocessSpec
+from pneumo.serving.api_errors import ApiError
+from pneumo.serving.logs import event
+from pneumo.serving.policy import InputPolicy
+
+__all__ = ["ApiError", "inspect_upload", "prepare_upload"]
 
 # ImageDecodeError.kind → (HTTP status, error code)
 STATUS_BY_KIND = {
@@ -26,20 +35,26 @@ STATUS_BY_KIND = {
 }
 
 
-class ApiError(Exception):
-    """Answered as ``{"error": code, "detail": detail}`` with ``status``."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.code = code
-        self.detail = detail
+def _refusal(exc: ImageDecodeError, label: str) -> ApiError:
+    status, code = STATUS_BY_KIND.get(exc.kind, (422, "invalid_image"))
+    if exc.hint:
+        event("decode_hint", logging.WARNING, kind=exc.kind, reason=exc.reason, hint=exc.hint)
+    return ApiError(status, code, f"{label}: {exc.reason}.")
 
 
-def decode_cost(data: bytes, budget: int, label: str) -> int:
-    """The bytes decoding ``data`` will take (from its header); :class:`ApiError` if more than
-    the whole ``budget``."""
-    need = decoded_bytes(data)
+def inspect_upload(
+    data: bytes, policy: InputPolicy, spec: PreprocessSpec, budget: int, max_pixels: int,
+    label: str,
+) -> int:  # fmt: skip
+    """The bytes decoding ``data`` will take, once its header passed the policy and the pixel
+    limit; :class:`ApiError` naming ``label`` otherwise, or if more than the whole ``budget``."""
+    try:
+        header = read_header(data, policy.formats)
+        check_size(header.width, header.height, min(max_pixels, spec.image.max_pixels))
+    except ImageDecodeError as exc:
+        raise _refusal(exc, label) from None
+    policy.check_header(header, label, spec.image.size)
+    need = header.decoded_bytes
     if need > budget:
         raise ApiError(
             422,
@@ -51,18 +66,23 @@ def decode_cost(data: bytes, budget: int, label: str) -> int:
 
 
 def prepare_upload(
-    data: bytes, spec: PreprocessSpec, label: str, max_pixels: int | None = None
+    data: bytes,
+    spec: PreprocessSpec,
+    label: str,
+    policy: InputPolicy | None = None,
+    max_pixels: int | None = None,
 ) -> np.ndarray:
     """File bytes → float32 (1, 1, S, S); raises :class:`ApiError` naming ``label``.
 
-    ``max_pixels`` lowers the model's own pixel limit (the service's policy)."""
+    ``policy`` limits the formats and refuses colour images (without one, every format the
+    decoder reads is scored); ``max_pixels`` lowers the model's own pixel limit."""
     image = spec.image
     if max_pixels is not None and max_pixels < image.max_pixels:
         image = replace(image, max_pixels=max_pixels)
     try:
-        pixels = decode(data, image).pixels
+        decoded = decode(data, image, policy.formats if policy else None)
     except ImageDecodeError as exc:
-        status, code = STATUS_BY_KIND.get(getattr(exc, "kind", "corrupt"), (422, "invalid_image"))
-        hint = " Send a PNG, JPEG or DICOM chest radiograph." if status == 415 else ""
-        raise ApiError(status, code, f"{label}: {exc.reason}.{hint}") from None
-    return spec.normalize(pixels)
+        raise _refusal(exc, label) from None
+    if policy is not None:
+        policy.check_decoded(decoded, label)
+    return spec.normalize(decoded.pixels)

@@ -1,8 +1,9 @@
 """Structured JSON logs: one line per request and per model event.
 
-Nothing from the request body goes in: no image bytes, no file names (they can carry a
-patient's name), no DICOM header values. A request is identified by a random id, also returned
-in the ``X-Request-ID`` header.
+Every line is JSON, warnings of libraries included (pydicom's, Pillow's and Python's own
+``warnings``, captured by :func:`configure`). Nothing from the request body goes in: no image
+bytes, no file names (they can carry a patient's name), no DICOM header values. A request is
+identified by a random id, also returned in the ``X-Request-ID`` header.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ LOG_CONFIG: dict[str, Any] = {
             "stream": "ext://sys.stderr",
         }
     },
+    # every other logger (pydicom, PIL, py.warnings: Python warnings, captured) goes through
+    # the root logger, so that every line on stderr is JSON
+    "root": {"handlers": ["stderr"], "level": "WARNING"},
     "loggers": {
         "pneumo": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
         "uvicorn": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
@@ -55,3 +59,11 @@ LOG_CONFIG: dict[str, Any] = {
         "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
     },
 }
+
+
+def configure() -> None:
+    """JSON logging for the service, Python warnings captured into it."""
+    import logging.config
+
+    logging.config.dictConfig(LOG_CONFIG)
+    logging.captureWarnings(True)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging.config
 import signal
 import sys
 from typing import Any
 
-from pneumo.serving.logs import LOG_CONFIG
+from pneumo.serving.logs import LOG_CONFIG, configure, event
 from pneumo.settings import ServeSettings
 
 
@@ -25,7 +24,7 @@ def run_server(
     from pneumo.serving.state import load_current
     from pneumo.settings import get_settings
 
-    logging.config.dictConfig(LOG_CONFIG)
+    configure()
     cfg = ServeSettings()
     settings = get_settings()
     source = make_source(model or cfg.serve_model, settings, cfg.cache_dir(settings.root))
@@ -38,7 +37,10 @@ def run_server(
         f"  page     http://{host}:{port}/\n  API docs http://{host}:{port}/docs\n"
         f"  try      curl -F file=@xray.png http://{host}:{port}/v1/predict"
     )
-    print(banner, file=sys.stderr, flush=True)
+    if intro or sys.stderr.isatty():  # for a person; a log collector gets JSON only
+        print(banner, file=sys.stderr, flush=True)
+    else:
+        event("service_listening", url=f"http://{host}:{port}/", docs=cfg.serve_docs)
     # Uvicorn shuts down gracefully on SIGTERM, then raises the signal again once its own
     # handler is gone: this one makes that a clean exit (0), as after Ctrl-C.
     signal.signal(signal.SIGTERM, _stopped)

@@ -9,10 +9,18 @@ from typing import Any
 import numpy as np
 
 from pneumo.errors import PneumoError
+from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging.modelcard import ModelCard
 from pneumo.packaging.package import PackageError, read_package
-from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME
+from pneumo.packaging.reference import Reference
+from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME
 from pneumo.preprocess import PreprocessSpec
+
+
+@dataclass(frozen=True)
+class Score:
+    probability: float
+    ood: float | None  # out-of-distribution score; None when the model has no reference
 
 
 @dataclass(frozen=True)
@@ -23,11 +31,21 @@ class LoadedModel:
     spec: PreprocessSpec
     threshold: float
     session: Any  # onnxruntime.InferenceSession
+    reference: Reference | None = None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         """float32 (N, 1, S, S) → float64 (N,) probabilities."""
         out = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
+
+    def score(self, batch: np.ndarray) -> list[Score]:
+        """Probability and out-of-distribution score of each image of ``batch``, one run."""
+        if self.reference is None:
+            return [Score(float(p), None) for p in self.predict(batch)]
+        probs, emb = self.session.run([OUTPUT_NAME, EMBEDDING_NAME], {INPUT_NAME: batch})
+        ood = self.reference.scores(emb)
+        flat = np.asarray(probs, dtype=np.float64).reshape(-1)
+        return [Score(float(p), float(o)) for p, o in zip(flat, ood, strict=True)]
 
     def decide(self, probability: float) -> tuple[str, bool]:
         """("pneumonia" | "no pneumonia", positive) at the card's operating threshold."""
@@ -40,7 +58,7 @@ class LoadedModel:
 
 
 def _session(onnx: bytes, threads: int) -> Any:
-    import onnxruntime as ort
+    ort = onnxruntime()
 
     options = ort.SessionOptions()
     if threads:
@@ -70,7 +88,15 @@ def load_model(
         raise PackageError(
             f"{folder}: ONNX Runtime cannot load model.onnx: {exc}".splitlines()[0]
         ) from None
-    model = LoadedModel(name, version, card, spec, threshold, session)
+    reference = pkg.reference
+    if reference is not None:
+        outputs = {o.name for o in session.get_outputs()}
+        if EMBEDDING_NAME not in outputs:
+            raise PackageError(
+                f"{folder}: the card has an out-of-distribution reference but model.onnx has "
+                f"no '{EMBEDDING_NAME}' output"
+            )
+    model = LoadedModel(name, version, card, spec, threshold, session, reference)
     check = pkg.verification
     tolerance = (card.parity.tolerance if card.parity else None) or 1e-4
     try:

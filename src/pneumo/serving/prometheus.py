@@ -7,6 +7,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(i / 20 for i in range(1, 21))
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+OOD_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
 class Metrics:
@@ -24,6 +25,14 @@ class Metrics:
         self.scores = Histogram(
             "pneumo_prediction_probability", "Predicted probability of pneumonia.",
             buckets=SCORE_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.ood = Histogram(
+            "pneumo_ood_score", "Out-of-distribution score of each scored image.",
+            buckets=OOD_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.refused = Counter(
+            "pneumo_inputs_refused", "Uploads refused by the input policy, by reason.", ["reason"],
+            registry=r,
         )  # fmt: skip
         self.predictions = Counter(
             "pneumo_predictions", "Predictions by decision.", ["label"], registry=r

@@ -10,12 +10,13 @@ import anyio
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
+from pneumo.packaging.card_fields import public_fields
 from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.budget import DecodeBudget
-from pneumo.serving.inputs import ApiError, decode_cost, prepare_upload
-from pneumo.serving.model import LoadedModel
+from pneumo.serving.inputs import ApiError, inspect_upload, prepare_upload
+from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.schemas import (
     BatchItem,
     BatchPrediction,
@@ -50,7 +51,18 @@ Protected = Annotated[None, Depends(require_key)]
 
 async def _score(
     state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
-) -> float:
+) -> Score:
+    try:
+        return await _judged(state, batcher, upload, model, label)
+    except ApiError as exc:
+        if exc.status in (415, 422):
+            state.metrics.refused.labels(exc.code).inc()
+        raise
+
+
+async def _judged(
+    state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
+) -> Score:
     limit = state.cfg.max_upload_bytes
     if upload.size is not None and upload.size > limit:
         raise ApiError(
@@ -63,15 +75,21 @@ async def _score(
                 413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
             )
         budget: DecodeBudget = state.budget
-        need = await anyio.to_thread.run_sync(decode_cost, data, budget.capacity, label)
+        policy, pixels = state.policy, state.cfg.max_image_pixels
+        need = await anyio.to_thread.run_sync(
+            inspect_upload, data, policy, model.spec, budget.capacity, pixels, label
+        )
         async with budget.reserve(need):
             array = await anyio.to_thread.run_sync(
-                prepare_upload, data, model.spec, label, state.cfg.max_image_pixels
+                prepare_upload, data, model.spec, label, policy, pixels
             )
-    p = await batcher.submit(array, model)
-    state.metrics.scores.observe(p)
-    state.metrics.predictions.labels(model.decide(p)[0]).inc()
-    return p
+    score = await batcher.submit(array, model)
+    if score.ood is not None:
+        state.metrics.ood.observe(score.ood)
+    policy.check_ood(score.ood, policy.ood_limit(model.reference), label)
+    state.metrics.scores.observe(score.probability)
+    state.metrics.predictions.labels(model.decide(score.probability)[0]).inc()
+    return score
 
 
 @router.post("/v1/predict", response_model=Prediction, responses=ERRORS, tags=["predict"])
@@ -84,12 +102,13 @@ async def predict(request: Request, _: Protected, file: UploadFile = File(...)) 
             422, "invalid_request", "several 'file' parts: send one, or use /v1/predict/batch"
         )
     model = state.model  # read once: this request uses this model to the end
-    p = await _score(state, request.app.state.batcher, file, model, "file")
-    label, positive = model.decide(p)
+    score = await _score(state, request.app.state.batcher, file, model, "file")
+    label, positive = model.decide(score.probability)
     request.state.log = {"model_version": model.version, "images": 1}
     return Prediction(
-        probability=p, label=label, positive=positive, threshold=model.threshold,
+        probability=score.probability, label=label, positive=positive, threshold=model.threshold,
         model=ModelRef(**model.ident), latency_ms=round((time.perf_counter() - start) * 1000, 2),
+        ood_score=score.ood, ood_threshold=state.policy.ood_limit(model.reference),
     )  # fmt: skip
 
 
@@ -125,16 +144,19 @@ async def predict_batch(
             raise next(f for f in failures if not isinstance(f, ApiError))
         detail = "; ".join(f.detail for f in failures if isinstance(f, ApiError))
         raise ApiError(first.status, first.code, detail)
-    probs = [float(r) for r in results if not isinstance(r, BaseException)]
-    decisions = [model.decide(p) for p in probs]
+    scores = [r for r in results if isinstance(r, Score)]
+    decisions = [model.decide(s.probability) for s in scores]
     items = [
-        BatchItem(index=i, probability=p, label=label, positive=positive)
-        for i, (p, (label, positive)) in enumerate(zip(probs, decisions, strict=True))
+        BatchItem(
+            index=i, probability=s.probability, label=label, positive=positive, ood_score=s.ood
+        )
+        for i, (s, (label, positive)) in enumerate(zip(scores, decisions, strict=True))
     ]
     request.state.log = {"model_version": model.version, "images": len(items)}
     return BatchPrediction(
         predictions=items, threshold=model.threshold, model=ModelRef(**model.ident),
         latency_ms=round((time.perf_counter() - start) * 1000, 2),
+        ood_threshold=state.policy.ood_limit(model.reference),
     )  # fmt: skip
 
 
@@ -142,14 +164,15 @@ async def predict_batch(
 async def model_card(request: Request, _: Protected) -> ModelInfo:
     """The served model's card: preprocessing, threshold, metrics with intervals, data, limits."""
     model = service(request).model
-    return ModelInfo(name=model.name, version=model.version, card=model.card.to_dict())
+    card = public_fields(model.card.to_dict())  # cards registered before paths were cut
+    return ModelInfo(name=model.name, version=model.version, card=card)
 
 
 @router.get("/v1/model/card", response_class=HTMLResponse, tags=["model"])
 async def model_card_page(request: Request, _: Protected) -> HTMLResponse:
     """The model card as a readable page."""
     model = service(request).model
-    return HTMLResponse(render_html(model.card.to_dict(), model.version))
+    return HTMLResponse(render_html(public_fields(model.card.to_dict()), model.version))
 
 
 @router.get("/healthz", response_model=Health, tags=["health"])

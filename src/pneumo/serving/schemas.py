@@ -19,6 +19,14 @@ class Prediction(BaseModel):
     threshold: float = Field(description="Operating threshold, chosen on validation.")
     model: ModelRef
     latency_ms: float = Field(description="Time in the service, from request to answer.")
+    ood_score: float | None = Field(
+        None,
+        description="Out-of-distribution score: cosine distance of the image's embedding to "
+        "the model's training images (null for models without a reference).",
+    )
+    ood_threshold: float | None = Field(
+        None, description="Above it the image is refused (422 out_of_distribution)."
+    )
 
 
 class BatchItem(BaseModel):
@@ -26,6 +34,7 @@ class BatchItem(BaseModel):
     probability: float
     label: str
     positive: bool
+    ood_score: float | None = None
 
 
 class BatchPrediction(BaseModel):
@@ -33,6 +42,7 @@ class BatchPrediction(BaseModel):
     threshold: float
     model: ModelRef
     latency_ms: float
+    ood_threshold: float | None = None
 
 
 class ModelInfo(BaseModel):

@@ -16,9 +16,11 @@ import time
 import anyio
 
 from pneumo.errors import PneumoError
+from pneumo.input_settings import InputSettings
 from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.logs import event
 from pneumo.serving.model import LoadedModel, load_model
+from pneumo.serving.policy import InputPolicy
 from pneumo.serving.prometheus import Metrics
 from pneumo.serving.source import ModelSource
 from pneumo.settings import ServeSettings
@@ -50,6 +52,7 @@ class ServiceState:
         self.model = model
         self.metrics = metrics
         self.budget = DecodeBudget(cfg.decode_budget_bytes)
+        self.policy = InputPolicy.from_settings(InputSettings())
         self.refused: set[str] = set()
         self.ready = True
         metrics.serving(model.name, model.version)

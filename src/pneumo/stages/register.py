@@ -7,10 +7,12 @@ Steps, each of which stops with a clear error rather than registering something 
    validation-chosen threshold come from there;
 2. ONNX export (dynamic batch) and parity on real validation images from the cache:
    every probability within ``registry.parity_tolerance`` of PyTorch's, or registration fails;
-3. the package (model.onnx, card.json, card.html, verification.npz, and the hashes of the
-   train and validation images, training_images.json) written to
+3. the out-of-distribution reference (embeddings of training images, threshold chosen on the
+   validation images; stages/ood_reference.py);
+4. the package (model.onnx, card.json, card.html, verification.npz, the hashes of the
+   train and validation images, training_images.json, and reference.npz) written to
    ``runs/<id>/model/`` and logged to the MLflow run under ``packages/<id>/``;
-4. a new version of the registered model, with alias ``challenger``.
+5. a new version of the registered model, with alias ``challenger``.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pneumo.data.cache import CacheReader
 from pneumo.data.prepared import PreparedData, load_prepared
 from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
-from pneumo.models import checkpoint
+from pneumo.models import architectures, checkpoint
 from pneumo.models.checkpoint import Checkpoint
 from pneumo.models.meta import CheckpointMeta
 from pneumo.packaging import package
@@ -44,6 +46,7 @@ from pneumo.reports.modelcard_page import render_html as card_page
 from pneumo.reports.terminal import registration_summary
 from pneumo.settings import Settings, get_settings
 from pneumo.stages.evaluate import current_evaluation, evaluate
+from pneumo.stages.ood_reference import build_reference
 from pneumo.training.runs import checkpoint_of
 
 log = logging.getLogger(__name__)
@@ -89,7 +92,9 @@ def _export(
     """(ONNX bytes, verification images, parity record); refuses an export that disagrees."""
     model, spec = checkpoint.restore_model(ckpt), ckpt.meta.preprocess
     log.info("exporting %s to ONNX (opset %d)", ckpt.meta.model.backbone, cfg.opset)
-    onnx = export_onnx(model, spec.image.size, cfg.opset)
+    onnx = export_onnx(
+        model, spec.image.size, cfg.opset, architectures.spec(ckpt.meta.model.backbone).head
+    )
     pixels = _parity_images(data, cfg.parity_images, settings)
     with torch.inference_mode():
         check = parity(model, onnx, pixels, spec)
@@ -155,13 +160,24 @@ def register(
     target = out or storage.join(folder, paths.MODEL_DIR)
     data = load_prepared(datasets.resolve(meta.dataset, settings), settings)
     onnx, verification, parity_record = _export(ckpt, data, cfg, settings)
-    export = {"sha256": package.sha256_bytes(onnx), "opset": cfg.opset, "parity": parity_record}
+    reference = build_reference(onnx, data, ckpt.meta.preprocess, settings)
+    reference_bytes = reference.to_bytes()
+    ood = {
+        **reference.summary(), "file": paths.REFERENCE_FILE,
+        "sha256": package.sha256_bytes(reference_bytes),
+    }  # fmt: skip
+    export = {
+        "sha256": package.sha256_bytes(onnx), "opset": cfg.opset, "parity": parity_record,
+        "ood": ood,
+    }  # fmt: skip
     card = ModelCard.build(cfg.name, meta, metrics, data.card, export)
     missing = card.missing()
     if missing:
         log.warning("the model card is incomplete (%s): promote will refuse it", ", ".join(missing))
     seen = training_images_bytes(data.manifest, data.name, meta.manifest_hash)
-    files = package.package_files(onnx, card, card_page(card.to_dict()), verification, seen)
+    files = package.package_files(
+        onnx, card, card_page(card.to_dict()), verification, seen, reference_bytes
+    )
     reg = ModelRegistry(settings, cfg.name)
     source = _publish(reg, meta.run_id, files, target, settings)
     auroc = card.metrics.auroc if card.metrics else None

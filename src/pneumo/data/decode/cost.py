@@ -14,12 +14,11 @@ counts every frame pydicom decodes, at its bits allocated, plus the same gray pa
 
 from __future__ import annotations
 
-import io
 import math
+from typing import TYPE_CHECKING
 
-from PIL import Image
-
-from pneumo.data.decode.failures import ImageDecodeError
+if TYPE_CHECKING:
+    from pydicom.dataset import Dataset
 
 # Pillow mode → peak bytes a pixel while decoding to 8-bit gray (see the module's docstring).
 BYTES_PER_PIXEL = {
@@ -32,32 +31,20 @@ UNKNOWN_MODE_BYTES = 26  # the largest above: a mode not listed is costed as the
 DICOM_GRAY_PATH = 17  # int64 scaling and the 8-bit result, a pixel of the first frame
 
 
-def decoded_bytes(data: bytes) -> int:
-    """Peak bytes decoding ``data`` would allocate; 0 when the header cannot be read (the
-    decode then fails at once, allocating nothing)."""
-    from pneumo.data.decode.image import is_dicom
-
-    if is_dicom(data):
-        return _dicom_bytes(data)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            mode = img.mode
-    except Exception:
-        return 0
+def pillow_bytes(width: int, height: int, mode: str) -> int:
+    """Peak bytes of decoding a ``width`` x ``height`` image of Pillow ``mode`` to gray."""
     return width * height * BYTES_PER_PIXEL.get(mode, UNKNOWN_MODE_BYTES)
 
 
-def _dicom_bytes(data: bytes) -> int:
-    from pneumo.data.decode import dicom
-
+def dicom_bytes(ds: Dataset) -> int:
+    """Peak bytes of decoding the pixels of the DICOM header ``ds`` (every frame, as pydicom
+    decodes them) and the first frame's way to gray."""
     try:
-        ds = dicom.read_header(data)
-    except ImageDecodeError:
-        return 0
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
-    frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
-    samples = max(1, int(ds.get("SamplesPerPixel", 1) or 1))
-    sample_bytes = max(1, math.ceil(int(ds.get("BitsAllocated", 8) or 8) / 8))
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = max(1, int(ds.get("NumberOfFrames", 1) or 1))
+        samples = max(1, int(ds.get("SamplesPerPixel", 1) or 1))
+        sample_bytes = max(1, math.ceil(int(ds.get("BitsAllocated", 8) or 8) / 8))
+    except (TypeError, ValueError):
+        return 0  # the decode refuses such a header before allocating
     pixels = rows * columns
     return pixels * frames * samples * sample_bytes + pixels * DICOM_GRAY_PATH

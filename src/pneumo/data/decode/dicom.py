@@ -33,7 +33,8 @@ into the other, and we follow it with pydicom's own implementations of the stand
 
 Errors are :class:`~pneumo.data.decode.image.ImageDecodeError`: no pixel data, a photometric
 interpretation other than MONOCHROME1/2 or 3-sample colour (e.g. PALETTE COLOR), or a transfer
-syntax without an installed decoder is ``unsupported`` (naming the plugin to install); the pixel
+syntax without an installed decoder (or 12-bit JPEG with Pillow alone) is ``unsupported`` (the
+plugin to install in the error's ``hint``, for the operator, not the client); the pixel
 limit is ``too_large``; anything else, including a missing or unknown photometric value, is
 ``corrupt``. No pydicom exception escapes. Messages name only technical values (size, bits,
 photometric interpretation, transfer syntax; quoted values in pydicom's LUT/window messages are
@@ -54,9 +55,17 @@ from pydicom.dataset import Dataset
 from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_modality_lut, apply_voi, apply_windowing
 from pydicom.pixels.utils import pixel_array
-from pydicom.uid import UID
+from pydicom.uid import (
+    UID,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+)
 
+from pneumo.data.decode.colour import colour_share
 from pneumo.data.decode.failures import ImageDecodeError, check_size
+from pneumo.data.decode.sniff import is_bare_dicom
 
 MONOCHROME: Final = ("MONOCHROME1", "MONOCHROME2")
 COLOUR: Final = ("RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_ICT", "YBR_RCT")
@@ -65,8 +74,9 @@ _ARGB_CMYK: Final = ("ARGB", "CMYK")
 _QUOTED: Final = re.compile(r"'[^']*'|\"[^\"]*\"")
 
 
-def to_gray_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
-    """DICOM Part 10 bytes → (8-bit grayscale ``PIL.Image`` of the first frame, source mode).
+def to_gray_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str, float]:
+    """DICOM bytes → (8-bit grayscale ``PIL.Image`` of the first frame, source mode, share of
+    coloured pixels).
 
     The source mode reads like ``"DICOM MONOCHROME2 12-bit"``. Raises
     :class:`~pneumo.data.decode.image.ImageDecodeError` for every failure.
@@ -74,10 +84,11 @@ def to_gray_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
     ds = _read(data)
     rows, columns, bits, photometric, samples = _image_header(ds)
     check_size(columns, rows, max_pixels)
-    arr = _first_frame(ds)
+    arr = _first_frame(ds, bits)
+    colour = 0.0
     try:
         if samples == 3:
-            gray = _colour_to_gray(arr, bits)
+            gray, colour = _colour_to_gray(arr, bits)
         else:
             gray = _monochrome_to_uint8(arr, ds, invert=photometric == "MONOCHROME1")
     except ImageDecodeError:
@@ -88,7 +99,7 @@ def to_gray_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
             f"{_redacted(exc)}",
             "corrupt",
         ) from None
-    return Image.fromarray(gray), f"DICOM {photometric} {bits}-bit"
+    return Image.fromarray(gray), f"DICOM {photometric} {bits}-bit", colour
 
 
 def _redacted(exc: Exception) -> str:
@@ -103,12 +114,22 @@ def read_header(data: bytes) -> Dataset:
 
 
 def _read(data: bytes, stop_before_pixels: bool = False) -> Dataset:
+    """The data set of a Part 10 file, or of a bare data set written without the preamble and
+    file meta (its encoding is then the one pydicom finds, and so is its transfer syntax)."""
+    bare = is_bare_dicom(data)
     try:
-        return pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=stop_before_pixels, force=bare)
     except Exception as exc:  # pydicom's messages may quote header bytes: name the type only
         raise ImageDecodeError(
             f"unreadable DICOM header: truncated or corrupt file ({type(exc).__name__})", "corrupt"
         ) from None
+    if bare and not ds.file_meta.get("TransferSyntaxUID"):
+        implicit, little = getattr(ds, "original_encoding", (None, None))
+        if little is True and implicit is not None:
+            ds.file_meta.TransferSyntaxUID = (
+                ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian
+            )
+    return ds
 
 
 def _image_header(ds: Dataset) -> tuple[int, int, int, str, int]:
@@ -161,7 +182,7 @@ def _transfer_syntax_name(uid: UID) -> str:
     return str(uid) if uid.is_valid else "an invalid UID"
 
 
-def _first_frame(ds: Dataset) -> np.ndarray:
+def _first_frame(ds: Dataset, bits: int) -> np.ndarray:
     tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
     if not tsyntax:
         raise ImageDecodeError("incomplete DICOM file meta: no transfer syntax", "corrupt")
@@ -174,12 +195,21 @@ def _first_frame(ds: Dataset) -> np.ndarray:
             "has no pixel data decoder in pydicom",
             "unsupported",
         ) from None
+    plugins = "; ".join(decoder.missing_dependencies)
     if not decoder.is_available:
         raise ImageDecodeError(
-            f"unsupported DICOM transfer syntax: {_transfer_syntax_name(uid)} needs a pixel "
-            f"data decoder plugin that is not installed; install one of: "
-            f"{'; '.join(decoder.missing_dependencies)}",
+            f"unsupported DICOM transfer syntax: {_transfer_syntax_name(uid)} cannot be "
+            "decoded here",
             "unsupported",
+            hint=f"no pixel data decoder plugin is installed; install one of: {plugins}",
+        )
+    only_pillow = set(decoder.available_plugins) <= {"pillow"}  # Pillow decodes 8-bit JPEG only
+    if uid in (JPEGBaseline8Bit, JPEGExtended12Bit) and bits > 8 and only_pillow:
+        raise ImageDecodeError(
+            f"unsupported DICOM pixel data: {bits}-bit JPEG ({_transfer_syntax_name(uid)}) "
+            "cannot be decoded here",
+            "unsupported",
+            hint=f"Pillow reads 8-bit JPEG only; install one of: {plugins}",
         )
     try:
         arr: np.ndarray = pixel_array(ds, index=0)  # YBR → RGB is pydicom's default
@@ -188,26 +218,25 @@ def _first_frame(ds: Dataset) -> np.ndarray:
         detail = " ".join(str(exc).split())[:300]
         hint = ""
         if uid.is_compressed and decoder.missing_dependencies:
-            hint = (
-                f" (if the data is intact, another decoder plugin may read "
-                f"{_transfer_syntax_name(uid)}: {'; '.join(decoder.missing_dependencies)})"
-            )
+            hint = f"if the data is intact, another decoder plugin may read it: {plugins}"
         raise ImageDecodeError(
-            f"truncated or corrupt DICOM pixel data: {type(exc).__name__}: {detail}{hint}",
+            f"truncated or corrupt DICOM pixel data: {type(exc).__name__}: {detail}",
             "corrupt",
+            hint=hint,
         ) from None
     return arr
 
 
-def _colour_to_gray(arr: np.ndarray, bits: int) -> np.ndarray:
+def _colour_to_gray(arr: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ImageDecodeError(f"invalid DICOM colour pixel array shape {arr.shape}", "corrupt")
     if arr.dtype != np.uint8:
         top = float(2 ** min(max(bits, 1), 32) - 1)
         scaled = np.clip(arr.astype(np.float64), 0, top) * (255.0 / top)
         arr = np.rint(scaled).astype(np.uint8)
-    gray: np.ndarray = np.asarray(Image.fromarray(arr).convert("L"))
-    return gray
+    rgb = Image.fromarray(arr)
+    gray: np.ndarray = np.asarray(rgb.convert("L"))
+    return gray, colour_share(rgb)
 
 
 def _stretch(values: np.ndarray, lo: float, hi: float) -> np.ndarray:

@@ -23,15 +23,17 @@ class ImageDecodeError(ValueError):
     """A file that cannot become an image; ``reason`` is a sentence for the user.
 
     ``kind`` (one of :data:`DECODE_ERROR_KINDS`) classifies it: ``empty``, ``unsupported``,
-    ``corrupt`` or ``too_large``.
+    ``corrupt`` or ``too_large``. ``hint`` is for whoever runs pneumo (e.g. the decoder plugin
+    to install), not for a remote client: a service logs it and never answers it.
     """
 
-    def __init__(self, reason: str, kind: DecodeErrorKind = "corrupt") -> None:
+    def __init__(self, reason: str, kind: DecodeErrorKind = "corrupt", hint: str = "") -> None:
         if kind not in DECODE_ERROR_KINDS:
             raise ValueError(f"unknown decode error kind {kind!r}; one of {DECODE_ERROR_KINDS}")
-        super().__init__(reason)
+        super().__init__(reason + (f" ({hint})" if hint else ""))
         self.reason = reason
         self.kind: DecodeErrorKind = kind
+        self.hint = hint
 
 
 def check_size(width: int, height: int, max_pixels: int) -> None:

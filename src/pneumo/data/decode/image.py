@@ -18,7 +18,8 @@ Choices, and why:
 - Resampling is Pillow's antialiased bilinear filter. JPEGs are decoded at a reduced DCT scale
   when that is still at least the target size (``draft``), which is several times faster on
   full-resolution files.
-- DICOM files (``DICM`` at byte 128) are read by :mod:`pneumo.data.decode.dicom`, which applies the
+- DICOM files (``DICM`` at byte 128, or a bare data set without the preamble) are read by
+  :mod:`pneumo.data.decode.dicom`, which applies the
   file's own modality and VOI transforms (see there) and hands back 8-bit gray for the same
   resizing as every other format.
 
@@ -30,18 +31,17 @@ service can answer each with its own status.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
+from pneumo.data.decode.colour import colour_share
 from pneumo.data.decode.failures import ImageDecodeError, check_size
+from pneumo.data.decode.header import DICOM, is_dicom, not_accepted, open_image
 from pneumo.preprocess import ImageSpec, ResizeMode
 
 _EXIF_ORIENTATION = 0x0112
-_DICOM_MAGIC = b"DICM"  # after the 128-byte preamble of every DICOM Part 10 file
-_DICOM_MAGIC_OFFSET = 128
 
 
 @dataclass(frozen=True)
@@ -50,23 +50,14 @@ class Decoded:
     src_mode: str
     orig_width: int
     orig_height: int
+    colour: float = 0.0  # share of coloured pixels (colour.colour_share); 0 for gray files
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes, max_pixels: int, formats: tuple[str, ...] | None) -> Image.Image:
     if not data:
         raise ImageDecodeError("empty file (0 bytes)", "empty")
-    try:
-        img = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise ImageDecodeError(
-            "not an image: the content is no format Pillow can read", "unsupported"
-        ) from None
-    except Image.DecompressionBombError as exc:
-        raise ImageDecodeError(
-            f"image too large (decompression bomb guard): {exc}", "too_large"
-        ) from None
-    except Exception as exc:  # Pillow raises many types for broken headers
-        raise ImageDecodeError(f"unreadable image header: {exc}", "corrupt") from None
+    pillow = None if formats is None else [f for f in formats if f != DICOM]
+    img = open_image(data, pillow, formats)
     check_size(*img.size, max_pixels)
     return img
 
@@ -80,6 +71,9 @@ def _high_bit_to_uint8(arr: np.ndarray) -> np.ndarray:
     arr = np.clip(arr.astype(np.int64), 0, 65535)
     top = 4095 if int(arr.max(initial=0)) <= 4095 else 65535
     return ((arr * 255 + top // 2) // top).astype(np.uint8)
+
+
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"})
 
 
 def _to_gray(img: Image.Image) -> Image.Image:
@@ -113,25 +107,24 @@ def _fit(img: Image.Image, size: int, resize: ResizeMode) -> Image.Image:
     return canvas
 
 
-def is_dicom(data: bytes) -> bool:
-    end = _DICOM_MAGIC_OFFSET + len(_DICOM_MAGIC)
-    return data[_DICOM_MAGIC_OFFSET:end] == _DICOM_MAGIC
-
-
 def _decode_dicom(data: bytes, spec: ImageSpec) -> Decoded:
     from pneumo.data.decode import dicom  # pydicom is imported only when a DICOM file turns up
 
-    gray, src_mode = dicom.to_gray_image(data, spec.max_pixels)
+    gray, src_mode, colour = dicom.to_gray_image(data, spec.max_pixels)
     width, height = gray.size
     out = np.asarray(_fit(gray, spec.size, spec.resize), dtype=np.uint8)
-    return Decoded(out, src_mode, width, height)
+    return Decoded(out, src_mode, width, height, colour)
 
 
-def decode(data: bytes, spec: ImageSpec) -> Decoded:
-    """File bytes → ``spec.size`` square uint8 array; raises :class:`ImageDecodeError`."""
+def decode(data: bytes, spec: ImageSpec, formats: tuple[str, ...] | None = None) -> Decoded:
+    """File bytes → ``spec.size`` square uint8 array; raises :class:`ImageDecodeError`.
+
+    ``formats`` (e.g. ``("PNG", "JPEG", "DICOM")``) limits what is opened; default: all."""
     if is_dicom(data):
+        if formats is not None and DICOM not in formats:
+            raise not_accepted(DICOM, formats)
         return _decode_dicom(data, spec)
-    img = _open(data, spec.max_pixels)
+    img = _open(data, spec.max_pixels, formats)
     orig_width, orig_height = img.size
     src_mode = img.mode
     try:
@@ -141,6 +134,7 @@ def decode(data: bytes, spec: ImageSpec) -> Decoded:
         orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
         if orientation in range(2, 9):
             img = ImageOps.exif_transpose(img)
+        colour = colour_share(img) if img.mode not in _GRAY_MODES else 0.0
         gray = _to_gray(img)
         out = np.asarray(_fit(gray, spec.size, spec.resize), dtype=np.uint8)
     except ImageDecodeError:
@@ -159,4 +153,4 @@ def decode(data: bytes, spec: ImageSpec) -> Decoded:
         raise ImageDecodeError(f"truncated or corrupt image data: {exc}", "corrupt") from None
     if orientation in (5, 6, 7, 8):
         orig_width, orig_height = orig_height, orig_width
-    return Decoded(out, src_mode, orig_width, orig_height)
+    return Decoded(out, src_mode, orig_width, orig_height, colour)

@@ -48,7 +48,7 @@ def decode_file(url: str, spec: ImageSpec) -> tuple[Record, np.ndarray | None]:
         out = decode(data, spec)
     except ImageDecodeError as exc:
         reason = exc.reason.split(":", 1)[0].split(" (", 1)[0]
-        failure = {"ok": False, "reason": reason, "detail": exc.reason, "kind": exc.kind}
+        failure = {"ok": False, "reason": reason, "detail": str(exc), "kind": exc.kind}
         return {**failure, "content_hash": digest}, None
     pixels = out.pixels
     record: Record = {

@@ -1,0 +1,185 @@
+"""The input policy against a corpus of every kind: what is no chest radiograph gets its status.
+
+Generated here, each file small: other formats, files claiming huge sizes in each accepted
+format, animations and multi-frame DICOM, DICOM of other modalities and SOP classes, colour
+images, tiny images, a DICOM without its preamble, a codec this machine lacks.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+from pydicom.encaps import encapsulate
+from pydicom.filebase import DicomBytesIO
+from pydicom.filewriter import write_dataset
+from pydicom.uid import UID, JPEGLSLossless
+
+from tests.conftest import dicom_bytes, dicom_dataset, dicom_file_bytes, png_bytes
+from tests.integration.conftest import LiveService
+from tests.serving_support import post
+
+pytestmark = pytest.mark.slow
+
+CT, MR = UID("1.2.840.10008.5.1.4.1.1.2"), UID("1.2.840.10008.5.1.4.1.1.4")
+US, SC = UID("1.2.840.10008.5.1.4.1.1.6.1"), UID("1.2.840.10008.5.1.4.1.1.7")
+
+
+def _saved(image: Image.Image, fmt: str, **params: Any) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt, **params)
+    return buf.getvalue()
+
+
+def _jpeg_claiming(side: int, gray: np.ndarray) -> bytes:
+    """A valid small JPEG whose frame header (SOF0) claims ``side`` x ``side`` pixels."""
+    data = bytearray(_saved(Image.fromarray(gray), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = side.to_bytes(2, "big") * 2
+    return bytes(data)
+
+
+def _dicom(pixels: np.ndarray, modality: str = "DX", sop: UID | None = None, **kw: Any) -> bytes:
+    ds = dicom_dataset(pixels, **kw)
+    ds.Modality = modality
+    if sop is not None:
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = sop
+    return dicom_file_bytes(ds)
+
+
+def _bare_dicom(pixels: np.ndarray) -> bytes:
+    """The data set alone: no 128-byte preamble, no ``DICM``, no file meta."""
+    out = DicomBytesIO()
+    out.is_little_endian, out.is_implicit_VR = True, False
+    write_dataset(out, dicom_dataset(pixels, bits=8, window=(128, 256)))
+    return bytes(out.getvalue())
+
+
+def _jpeg_ls(pixels: np.ndarray) -> bytes:
+    ds = dicom_dataset(pixels, bits=8)
+    ds.file_meta.TransferSyntaxUID = JPEGLSLossless
+    ds.PixelData = encapsulate([b"\xff\xd8\xff\xf7" + b"\x00" * 64 + b"\xff\xd9"])
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = True
+    return dicom_file_bytes(ds)
+
+
+def _corpus(gray: np.ndarray) -> list[tuple[str, bytes, int, str]]:
+    img = Image.fromarray(gray)
+    rng = np.random.default_rng(0)
+    h, w = gray.shape
+    photo = np.dstack([np.linspace(0, 255, w)[None, :].repeat(h, 0), rng.integers(0, 255, (h, w)),
+                       np.linspace(255, 0, h)[:, None].repeat(w, 1)]).astype(np.uint8)  # fmt: skip
+    frames = [img, Image.fromarray(255 - gray)]
+    wide = gray.astype(np.uint16) * 16
+    huge = dicom_dataset(wide, bits=12)
+    huge.Rows = huge.Columns = 60000
+    multi = np.stack([wide, wide, wide])
+    return [
+        # formats other than PNG, JPEG and DICOM: 415, no other parser runs
+        *[
+            (f"image.{f.lower()}", _saved(img, f), 415, "unsupported_media_type")
+            for f in ("GIF", "BMP", "TIFF", "WEBP", "ICO", "PPM", "TGA")
+        ],
+        (
+            "pages.tiff",
+            _saved(img, "TIFF", save_all=True, append_images=frames),
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "eps.eps",
+            b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n%%EOF\n",
+            415,
+            "unsupported_media_type",
+        ),
+        # small files claiming huge images, in each accepted format: refused from the header
+        ("huge.jpg", _jpeg_claiming(60000, gray), 422, "image_too_large"),
+        ("huge.dcm", dicom_file_bytes(huge), 422, "image_too_large"),
+        # more than one frame
+        (
+            "anim.png",
+            _saved(img, "PNG", save_all=True, append_images=frames[1:]),
+            422,
+            "multi_frame",
+        ),
+        ("multi.dcm", dicom_bytes(multi, bits=12), 422, "multi_frame"),
+        # DICOM that is no projection radiograph
+        ("ct.dcm", _dicom(wide, "CT", CT, bits=12), 422, "unsupported_modality"),
+        ("mr.dcm", _dicom(wide, "MR", MR, bits=12), 422, "unsupported_modality"),
+        (
+            "us.dcm",
+            _dicom(photo, "US", US, photometric="RGB", bits=8),
+            422,
+            "unsupported_modality",
+        ),
+        ("ot.dcm", _dicom(wide, "OT", SC, bits=12), 422, "unsupported_modality"),
+        ("sc.dcm", _dicom(wide, "DX", SC, bits=12), 422, "unsupported_sop_class"),
+        ("rgb.dcm", _dicom(photo, photometric="RGB", bits=8), 422, "not_monochrome"),
+        ("jpegls.dcm", _jpeg_ls(gray), 415, "unsupported_media_type"),
+        # too small, colour
+        ("dot.png", png_bytes(Image.new("L", (1, 1), 128)), 422, "image_too_small"),
+        ("icon.png", png_bytes(Image.fromarray(gray).resize((8, 8))), 422, "image_too_small"),
+        ("photo.png", png_bytes(Image.fromarray(photo)), 422, "colour_image"),
+        ("photo.jpg", _saved(Image.fromarray(photo), "JPEG", quality=90), 422, "colour_image"),
+    ]
+
+
+def test_every_kind_gets_its_documented_status(live_service: LiveService) -> None:
+    url = live_service.url
+    good = live_service.image.read_bytes()
+    gray = np.asarray(Image.open(io.BytesIO(good)).convert("L"))
+    for name, data, status, code in _corpus(gray):
+        r = post(url, data, name)
+        assert (r.status_code, r.json().get("error")) == (status, code), (name, r.text)
+        detail = r.json()["detail"]
+        assert detail.startswith("file: ") and "Traceback" not in detail, (name, detail)
+        assert not re.search(r"pylibjpeg|gdcm|install|/usr/|site-packages", detail), detail
+    wanted = {
+        "image.gif": "GIF files are not accepted; accepted formats: PNG, JPEG, DICOM",
+        "ct.dcm": "DICOM modality CT", "sc.dcm": "SOP class 1.2.840.10008.5.1.4.1.1.7",
+        "multi.dcm": "3 frames", "dot.png": "1x1 pixels",
+    }  # fmt: skip
+    for name, words in wanted.items():
+        data = next(d for n, d, _, _ in _corpus(gray) if n == name)
+        assert words in post(url, data, name).json()["detail"], name
+    metrics = live_service.service.metrics()
+    assert re.search(r'pneumo_inputs_refused_total\{reason="unsupported_modality"\} [4-9]', metrics)
+    assert 'status="500"' not in metrics
+
+
+def test_radiographs_in_every_accepted_form_are_scored_alike(live_service: LiveService) -> None:
+    url = live_service.url
+    good = live_service.image.read_bytes()
+    gray = np.asarray(Image.open(io.BytesIO(good)).convert("L"))
+    expected = post(url, good).json()["probability"]
+    rgb = Image.fromarray(np.dstack([gray] * 3))
+    marked = np.dstack([gray] * 3)
+    marked[:2, :20] = (255, 0, 0)  # a small red annotation: under 5 % of the pixels coloured
+    forms = {
+        "gray in colour (RGB PNG)": png_bytes(rgb),
+        "gray in colour (RGB JPEG)": _saved(rgb, "JPEG", quality=95),
+        "annotated": png_bytes(Image.fromarray(marked)),
+        "DICOM": dicom_bytes(gray, bits=8, window=(128, 256)),
+        "DICOM without its preamble": _bare_dicom(gray),
+    }
+    for name, data in forms.items():
+        r = post(url, data, "file")
+        assert r.status_code == 200, (name, r.text)
+        body = r.json()
+        assert body["ood_score"] is not None and body["ood_score"] <= body["ood_threshold"]
+        tolerance = 0.05 if "JPEG" in name or name == "annotated" else 1e-3
+        assert abs(body["probability"] - expected) <= tolerance, (name, body, expected)
+
+
+def test_every_log_line_is_json(live_service: LiveService) -> None:
+    post(live_service.url, _jpeg_ls(np.zeros((64, 64), np.uint8)), "x.dcm")  # a decoder hint
+    lines = [line for line in live_service.service.logs().splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # raises on any line that is not JSON
+    hints = [e for e in events if e.get("event") == "decode_hint"]
+    assert hints and "install" in hints[-1]["hint"]  # the operator hears what the client does not
