@@ -218,13 +218,19 @@ def test_the_cycle_on_s3_with_a_shared_tracking_server(s3_endpoint: str, tmp_pat
         assert fs.find("cycle/work/mlartifacts")  # the run's artifacts went to the custom endpoint
 
         server_home = tmp_path / "server"
-        serve_env = {**shared, "HOME": str(server_home), "PNEUMO_MLFLOW_TRACKING_URI": tracking}
+        # the upload is noise, out of distribution for any model: score it anyway (the policy
+        # is tested in test_serve_policy.py); its score proves the reference came from S3
+        serve_env = {
+            **shared, "HOME": str(server_home), "PNEUMO_MLFLOW_TRACKING_URI": tracking,
+            "PNEUMO_INPUT_OOD": "false",
+        }  # fmt: skip
         with running_service(serve_env, server_home / "cwd", poll_seconds="0") as service:
             answer = post(service.url, _png())
             assert answer.status_code == 200, answer.text
             body = answer.json()
             assert body["model"] == {"name": "pneumonia", "version": "1"}
             assert 0.0 <= body["probability"] <= 1.0
+            assert body["ood_score"] > 0 and body["ood_threshold"] is None  # scored, not judged
             assert tracking in service.logs()
 
 

@@ -44,7 +44,10 @@ def test_sixteen_hostile_uploads_stay_within_the_memory_bound(
         with ThreadPoolExecutor(16) as pool:
             answers = list(pool.map(lambda i: post(svc.url, heavy, f"h{i}.png", timeout=300),
                                     range(16)))  # fmt: skip
-        assert {a.status_code for a in answers} == {200}, {a.text for a in answers}
+        # each was decoded and scored: a probability, or (a black image is no radiograph the
+        # model knows) the out-of-distribution refusal, which needs the model's embedding
+        outcomes = {(a.status_code, a.json().get("error")) for a in answers}
+        assert outcomes <= {(200, None), (422, "out_of_distribution")}, outcomes
         peak = _peak_rss_mb(pid)
         assert post(svc.url, good).status_code == 200
     assert peak < PEAK_RSS_BOUND_MB, f"peak RSS {peak:.0f} MB (before the uploads {before:.0f})"
