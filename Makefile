@@ -10,7 +10,7 @@ TORCHVISION_VERSION ?= 0.29.1
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream serve clean
+.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -56,6 +56,9 @@ bench-tune: $(STAMP)  ## pneumo tune: a pruned study's wall time against the unp
 
 bench-stream: $(STAMP)  ## training streamed from an S3 server on 127.0.0.1 against local disk
 	$(BIN)/python benchmarks/stream_train.py
+
+bench-hostile: $(STAMP)  ## good requests' throughput with 10 % hostile uploads against clean
+	$(BIN)/python benchmarks/hostile_load.py
 
 serve: $(STAMP)  ## serve the champion model (after train, register, promote)
 	$(BIN)/pneumo serve

@@ -199,6 +199,15 @@ class ServeSettings(BaseSettings):
         description="Memory all decodes in flight may use together, in MB; an image whose "
         "decode alone would need more is refused, the others wait for their share.",
     )
+    heavy_decode_mb: float = Field(
+        256.0,
+        gt=0,
+        description="Decodes needing more, in MB, run one at a time in a paced lane (a 4300 "
+        "px 16-bit detector image needs ~370 MB, a 1024 px PNG 2 MB).",
+    )
+    heavy_decode_share: float = Field(
+        0.5, gt=0, le=1, description="Most of one core the heavy-decode lane may keep busy."
+    )
     max_batch: int = Field(16, ge=1, description="Most images in one ONNX Runtime call.")
     header_timeout_s: float = Field(
         10.0, gt=0, description="A request's headers must arrive within this; else 408, closed."

@@ -83,6 +83,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             await batcher.stop()
+            state.heavy.shutdown()
             event("service_stopped")
 
     app = FastAPI(

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import anyio
+import numpy as np
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -49,6 +52,15 @@ def require_key(request: Request) -> None:
 Protected = Annotated[None, Depends(require_key)]
 
 
+async def _slow_lane(state: ServiceState, job: Callable[[], np.ndarray]) -> np.ndarray:
+    future = asyncio.wrap_future(state.heavy.submit(job))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:  # the client left: the decode keeps its budget until done
+        await asyncio.wait([future])
+        raise
+
+
 async def _score(
     state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
 ) -> Score:
@@ -79,10 +91,12 @@ async def _judged(
         need = await anyio.to_thread.run_sync(
             inspect_upload, data, policy, model.spec, budget.capacity, pixels, label
         )
+        job = functools.partial(prepare_upload, data, model.spec, label, policy, pixels)
         async with budget.reserve(need):
-            array = await anyio.to_thread.run_sync(
-                prepare_upload, data, model.spec, label, policy, pixels
-            )
+            if need > state.cfg.heavy_decode_mb * 2**20:  # the slow lane (serving/heavy.py)
+                array = await _slow_lane(state, job)
+            else:
+                array = await anyio.to_thread.run_sync(job)
     score = await batcher.submit(array, model)
     if score.ood is not None:
         state.metrics.ood.observe(score.ood)

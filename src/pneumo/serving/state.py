@@ -18,6 +18,7 @@ import anyio
 from pneumo.errors import PneumoError
 from pneumo.input_settings import InputSettings
 from pneumo.serving.budget import DecodeBudget
+from pneumo.serving.heavy import HeavyLane
 from pneumo.serving.logs import event
 from pneumo.serving.model import LoadedModel, load_model
 from pneumo.serving.policy import InputPolicy
@@ -53,6 +54,7 @@ class ServiceState:
         self.metrics = metrics
         self.budget = DecodeBudget(cfg.decode_budget_bytes)
         self.policy = InputPolicy.from_settings(InputSettings())
+        self.heavy = HeavyLane(cfg.heavy_decode_share)
         self.refused: set[str] = set()
         self.ready = True
         metrics.serving(model.name, model.version)
