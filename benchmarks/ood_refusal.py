@@ -10,8 +10,8 @@ the decode, the colour rule, the model and its out-of-distribution score), under
 policy (``PNEUMO_INPUT_*`` changes it). ``--split DATASET:SPLIT`` takes the files of a split of
 a prepared dataset (e.g. the children held out of a model's training). The generated set
 (``generated``, always run) is gray non-radiographs drawn here: text pages, gradients,
-checkerboards, noise, shapes. Prints, per set, the share scored, refused by a rule (by code)
-and refused as out of distribution.
+checkerboards, noise, shapes (also reported by kind). Prints, per set, the share scored,
+refused by a rule (by code) and refused as out of distribution.
 """
 
 from __future__ import annotations
@@ -46,9 +46,11 @@ def judge(data: bytes, model: LoadedModel, policy: InputPolicy) -> str:
     return "scored"
 
 
-def generated(n: int = 200, size: int = 512, seed: int = 0) -> list[bytes]:
+def generated(n: int = 200, size: int = 512, seed: int = 0) -> dict[str, list[bytes]]:
+    """``n`` gray non-radiographs, by kind (text, gradient, checkerboard, noise, shapes)."""
     rng = np.random.default_rng(seed)
-    out = []
+    kinds = ("text", "gradient", "checkerboard", "noise", "shapes")
+    out: dict[str, list[bytes]] = {k: [] for k in kinds}
     for i in range(n):
         kind = i % 5
         if kind == 0:  # a text page
@@ -79,7 +81,7 @@ def generated(n: int = 200, size: int = 512, seed: int = 0) -> list[bytes]:
                 )
         buf = io.BytesIO()
         img.save(buf, format="PNG")
-        out.append(buf.getvalue())
+        out[kinds[kind]].append(buf.getvalue())
     return out
 
 
@@ -130,7 +132,10 @@ def main() -> None:
         name, pattern = item.split("=", 1)
         paths = [p for p in sorted(glob.glob(pattern, recursive=True)) if Path(p).is_file()]  # noqa: PTH207
         report(name, [Path(p).read_bytes() for p in paths], model, policy)
-    report("generated", generated(), model, policy)
+    drawn = generated()
+    report("generated (all)", [d for files in drawn.values() for d in files], model, policy)
+    for kind, files in drawn.items():
+        report(f"generated: {kind}", files, model, policy)
 
 
 if __name__ == "__main__":

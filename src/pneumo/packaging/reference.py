@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Final
 
 import numpy as np
@@ -52,7 +53,7 @@ class Reference:
             raise ValueError(
                 f"embedding has {query.shape[1]} features, the reference {self.bank.shape[1]}"
             )
-        bank = self.bank.astype(np.float32)
+        bank = self._bank32
         k = min(self.k, len(bank))
         out = np.empty(len(query), dtype=np.float64)
         for start in range(0, len(query), _BLOCK):
@@ -60,6 +61,11 @@ class Reference:
             kth = np.partition(sims, -k, axis=1)[:, -k]
             out[start : start + _BLOCK] = 1.0 - kth
         return out
+
+    @cached_property
+    def _bank32(self) -> np.ndarray:
+        """The bank as float32, converted once (float16 is how it is stored)."""
+        return self.bank.astype(np.float32)
 
     def summary(self) -> dict[str, Any]:
         """The card's record of it."""

@@ -1,7 +1,7 @@
 """The service's memory budget for decoding: concurrent decodes wait instead of piling up.
 
-Every upload's decode cost is read from its header (:func:`pneumo.data.decode.cost.
-decoded_bytes`) before a pixel is decoded. One that could never fit the budget is refused (422
+Every upload's decode cost is read from its header (:func:`pneumo.data.decode.header.
+read_header`) before a pixel is decoded. One that could never fit the budget is refused (422
 ``image_too_large``); the others reserve their cost and wait while the decodes in flight hold
 the rest, so sixteen hostile uploads at once cost what the budget allows, not sixteen times it.
 """

@@ -22,7 +22,6 @@ from pneumo.data.decode.failures import ImageDecodeError
 from pneumo.data.decode.sniff import is_dicom
 
 DICOM = "DICOM"
-__all__ = ["DICOM", "Header", "decoded_bytes", "is_dicom", "not_accepted", "open_image"]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ from PIL import Image, ImageOps
 
 from pneumo.data.decode.colour import colour_share
 from pneumo.data.decode.failures import ImageDecodeError, check_size
-from pneumo.data.decode.header import DICOM, is_dicom, not_accepted, open_image
+from pneumo.data.decode.header import DICOM, not_accepted, open_image
+from pneumo.data.decode.sniff import is_dicom
 from pneumo.preprocess import ImageSpec, ResizeMode
 
 _EXIF_ORIENTATION = 0x0112
