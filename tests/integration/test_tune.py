@@ -115,7 +115,9 @@ def test_a_killed_study_resumes_without_repeating_a_finished_trial(pneumo_root: 
     deadline = time.monotonic() + 300
     killed_run = None
     while time.monotonic() < deadline and killed_run is None:
-        assert proc.poll() is None, "tune ended before it could be killed"
+        if proc.poll() is not None:  # say why: the exit code alone does not
+            stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise AssertionError(f"tune ended before it could be killed:\n{stderr[-3000:]}")
         time.sleep(0.2)
         if not (pneumo_root / "tuning" / "optuna.db").exists():
             continue
