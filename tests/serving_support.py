@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 import requests
@@ -176,3 +177,16 @@ def post(
     return requests.post(
         f"{url}/v1/predict", files={"file": (name, data)}, headers=headers, timeout=timeout
     )
+
+
+def raw_request(url: str, headers: list[str], timeout: float = 5.0) -> tuple[str, float]:
+    """Send a POST /v1/predict request line and headers only (no byte of the body): the status
+    line that comes back, and after how many seconds. A server that read the body first would
+    never answer."""
+    where = urlsplit(url)
+    with socket.create_connection((where.hostname, where.port), timeout=timeout) as sock:
+        head = "\r\n".join(["POST /v1/predict HTTP/1.1", f"Host: {where.netloc}", *headers])
+        start = time.monotonic()
+        sock.sendall((head + "\r\n\r\n").encode())
+        answer = sock.recv(4096).decode("latin-1")
+        return answer.split("\r\n", 1)[0], time.monotonic() - start

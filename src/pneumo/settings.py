@@ -172,6 +172,9 @@ def get_settings() -> Settings:
     return Settings()
 
 
+MULTIPART_OVERHEAD = 64 * 1024  # bytes a multipart part adds around one file, at most
+
+
 class ServeSettings(BaseSettings):
     """What `pneumo serve` needs besides the locations: address, keys, limits, batching."""
 
@@ -250,6 +253,11 @@ class ServeSettings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    def body_limit_bytes(self, files: int) -> int:
+        """The largest request body carrying ``files`` uploads, each with its multipart framing
+        (deploy/nginx's client_max_body_size values are these, for the defaults)."""
+        return (self.max_upload_bytes + MULTIPART_OVERHEAD) * files
 
     def cache_dir(self, root: str) -> Path:
         if self.model_cache:

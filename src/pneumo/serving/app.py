@@ -24,7 +24,6 @@ from pneumo.serving.source import ModelSource
 from pneumo.serving.state import ServiceState
 from pneumo.settings import ServeSettings
 
-MULTIPART_OVERHEAD = 64 * 1024
 DOCS_ASSETS = "/docs-assets"
 
 
@@ -64,9 +63,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     # radiographs may carry patient data and should not touch the disk at all.
     from starlette.formparsers import MultiPartParser
 
-    MultiPartParser.spool_max_size = max(
-        MultiPartParser.spool_max_size, cfg.max_upload_bytes + MULTIPART_OVERHEAD
-    )
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, cfg.body_limit_bytes(1))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -103,8 +100,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     app.include_router(router)
 
     def body_limit(path: str) -> int:
-        files = cfg.max_files if path.endswith("/batch") else 1
-        return cfg.max_upload_bytes * files + MULTIPART_OVERHEAD * files
+        return cfg.body_limit_bytes(cfg.max_files if path.endswith("/batch") else 1)
 
     limits = Limits(body_limit, cfg.keys, cfg.body_idle_s, cfg.body_timeout_s, cfg.max_in_flight)
     app.add_middleware(RequestMiddleware, metrics=metrics, limits=limits)

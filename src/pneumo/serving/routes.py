@@ -189,6 +189,13 @@ async def model_card_page(request: Request, _: Protected) -> HTMLResponse:
     return HTMLResponse(render_html(public_fields(model.card.to_dict()), model.version))
 
 
+@router.get("/auth", status_code=204, responses={401: ERRORS[401]}, tags=["health"])
+async def auth(_: Protected) -> Response:
+    """204 when the request carries a valid key (or no keys are set), else 401: for a reverse
+    proxy to check a request's key before it reads the body (deploy/nginx)."""
+    return Response(status_code=204)
+
+
 @router.get("/healthz", response_model=Health, tags=["health"])
 async def healthz() -> Health:
     """Alive (the process answers)."""
