@@ -31,6 +31,8 @@ VARIANTS: dict[str, list[str]] = {
     "baseline": [],
     "photometric": PHOTOMETRIC,
     "per_image": ["train.intensity=per_image"],
+    "ema": ["train.ema_decay=0.995"],  # an average over the last ~200 steps (~2 epochs)
+    "label_smoothing": ["train.label_smoothing=0.1"],
 }
 
 

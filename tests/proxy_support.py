@@ -163,7 +163,9 @@ class Proxy:
 def running_proxy(conf: Path, url: str) -> Iterator[Proxy]:
     """nginx in the foreground on ``conf``; ready once its own health location answers."""
     log = conf.parent / "nginx.log"
-    with log.open("wb") as out:
+    # Appending: nginx reopens /dev/stdout for its access log, so writes through the
+    # inherited descriptor (its error log) must not start at offset 0 over them.
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [nginx(), "-e", "stderr", "-p", str(conf.parent), "-c", str(conf)],
             stdout=out, stderr=subprocess.STDOUT,

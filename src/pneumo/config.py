@@ -118,6 +118,12 @@ class TrainConfig(_Section):
         None, ge=0.0, lt=1.0, description="Before the head; None keeps the backbone's default."
     )
     patience: int = Field(5, ge=1, description="Epochs without a better val AUROC before stop.")
+    ema_decay: float | None = Field(
+        None, gt=0.0, lt=1.0, description="Validate and keep an EMA of the weights (e.g. 0.995)."
+    )
+    label_smoothing: float = Field(
+        0.0, ge=0.0, lt=0.5, description="Targets pulled this far towards 0.5 in the loss."
+    )
     class_weighting: bool = Field(True, description="Weight positives by the train neg/pos ratio.")
     max_steps_per_epoch: int | None = Field(None, ge=1)
     checkpoint_every: int = Field(100, ge=1, description="Steps between resumable checkpoints.")

@@ -103,6 +103,8 @@ def test_nginx_in_front_of_the_service(registered: Registered, tmp_path: Path) -
             through = post(proxy.url, image, key=key)
             assert through.status_code == 200, through.text
             assert through.json()["probability"] == direct["probability"]
+            # one request id from nginx's log to the service's
+            proxied_id = through.headers["x-request-id"]
             batch = requests.post(
                 f"{proxy.url}/v1/predict/batch", timeout=30,
                 files=[("files", (f"{i}.png", image)) for i in range(3)],
@@ -127,3 +129,5 @@ def test_nginx_in_front_of_the_service(registered: Registered, tmp_path: Path) -
         lines = [line for line in proxy.logs().splitlines() if line.startswith("{")]
         statuses = [json.loads(line)["status"] for line in lines]
         assert 200 in statuses and 401 in statuses and 413 in statuses, proxy.logs()
+        assert proxied_id in {json.loads(line)["request_id"] for line in lines}
+        assert f'"request_id": "{proxied_id}"' in svc.logs()

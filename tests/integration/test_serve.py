@@ -111,6 +111,20 @@ def test_health_metrics_and_docs(live_service: LiveService) -> None:
     assert re.search(r"pneumo_inference_batch_size_count [1-9]", text)
     assert re.search(r"pneumo_prediction_probability_count [1-9]", text)
     assert "pneumo_http_request_duration_seconds_bucket" in text
+    assert "_created" not in text  # no start-timestamp series
+    labels = set(re.findall(r'pneumo_http_requests_total\{method="GET",route="([^"]+)"', text))
+    assert {"/openapi.json", "/docs", "/docs-assets"} <= labels, labels  # each its own label
+    assert "unmatched" not in labels
+
+
+def test_a_callers_request_id_is_kept_when_it_is_well_formed(live_service: LiveService) -> None:
+    url = live_service.url
+    kept = requests.get(f"{url}/healthz", headers={"X-Request-ID": "trace-01:ab.c_d"}, timeout=5)
+    assert kept.headers["x-request-id"] == "trace-01:ab.c_d"
+    for bad in ("has space", "x" * 129, "semi;colon", ""):
+        got = requests.get(f"{url}/healthz", headers={"X-Request-ID": bad}, timeout=5)
+        assert re.fullmatch(r"[0-9a-f]{32}", got.headers["x-request-id"]), (bad, got.headers)
+    assert '"request_id": "trace-01:ab.c_d"' in live_service.service.logs()
 
 
 # --- the bad-input corpus -------------------------------------------------------------------

@@ -10,10 +10,12 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import requests
 from PIL import Image
 from pydicom.encaps import encapsulate
 from pydicom.filebase import DicomBytesIO
@@ -22,7 +24,7 @@ from pydicom.uid import UID, JPEGLSLossless
 
 from tests.conftest import dicom_bytes, dicom_dataset, dicom_file_bytes, png_bytes
 from tests.integration.conftest import LiveService
-from tests.serving_support import post
+from tests.serving_support import Registered, post, running_service
 
 pytestmark = pytest.mark.slow
 
@@ -183,3 +185,27 @@ def test_every_log_line_is_json(live_service: LiveService) -> None:
     events = [json.loads(line) for line in lines]  # raises on any line that is not JSON
     hints = [e for e in events if e.get("event") == "decode_hint"]
     assert hints and "install" in hints[-1]["hint"]  # the operator hears what the client does not
+
+
+def test_the_models_own_ood_limit_refuses_unlike_images(
+    registered: Registered, tmp_path: Path
+) -> None:
+    """With the limit the model carries: noise and checkerboards (gray, radiograph-sized, past
+    every rule) are answered "not a chest radiograph", and most images like its own are scored."""
+    rng = np.random.default_rng(0)
+    noise = [rng.integers(0, 256, (64, 64), dtype=np.uint8) for _ in range(4)]
+    board = np.kron((np.indices((8, 8)).sum(axis=0) % 2) * 255, np.ones((8, 8))).astype(np.uint8)
+    unlike = [png_bytes(Image.fromarray(a)) for a in [*noise, board]]
+    like = [Path(p).read_bytes() for p in sorted(registered.test_images)]
+    with running_service(registered.env, tmp_path / "cwd", poll_seconds="0") as svc:
+        limit = requests.get(f"{svc.url}/v1/model", timeout=10).json()["card"]["ood"]["threshold"]
+        for data in unlike:
+            r = post(svc.url, data, "unlike.png")
+            assert (r.status_code, r.json()["error"]) == (422, "out_of_distribution"), r.text
+            assert "not a chest radiograph this model can score" in r.json()["detail"]
+        scored = [post(svc.url, data, "like.png") for data in like]
+        ok = [r.json() for r in scored if r.status_code == 200]
+        assert len(ok) >= 0.8 * len(like), [r.text for r in scored]
+        for body in ok:  # the card's limit (rounded there), and every scored image under it
+            assert body["ood_threshold"] == pytest.approx(limit, rel=1e-4), (body, limit)
+            assert body["ood_score"] <= body["ood_threshold"]

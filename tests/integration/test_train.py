@@ -86,7 +86,9 @@ def _train_cli(*args: str) -> subprocess.Popen[bytes]:
 @pytest.mark.slow
 def test_killed_mid_epoch_resumes_to_the_same_result(pneumo_root: Path) -> None:
     entry = tiny_prepared(patients=40)
-    args = ["-d", entry.name, *TINY_TRAIN, "train.checkpoint_every=1", "train.augment.enabled=true"]
+    # With an EMA of the weights: best.pt holds the average, so it must survive the kill too.
+    args = ["-d", entry.name, *TINY_TRAIN, "train.checkpoint_every=1", "train.augment.enabled=true",
+            "train.ema_decay=0.9"]  # fmt: skip
     proc = _train_cli(*args)
     runs = pneumo_root / "runs"
     deadline = time.monotonic() + 120

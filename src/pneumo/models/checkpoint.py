@@ -26,6 +26,7 @@ from pneumo.models.meta import CheckpointMeta
 from pneumo.settings import Settings
 
 RESUME_KEYS = ("optimizer", "scheduler", "state", "rng")
+OPTIONAL_RESUME_KEYS = ("average",)  # train.ema_decay's weight average
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,9 @@ def load(url: str, settings: Settings | None = None, *, trusted: bool = False) -
     if not isinstance(obj, dict) or not isinstance(obj.get("model"), dict):
         raise PneumoError(f"{url} is not a pneumo checkpoint (no weights)")
     meta = CheckpointMeta.from_payload(obj, url)
-    resume = {k: obj[k] for k in RESUME_KEYS} if all(k in obj for k in RESUME_KEYS) else None
+    resume = None
+    if all(k in obj for k in RESUME_KEYS):
+        resume = {k: obj[k] for k in (*RESUME_KEYS, *OPTIONAL_RESUME_KEYS) if k in obj}
     return Checkpoint(meta, obj["model"], resume)
 
 

@@ -31,6 +31,7 @@ class JsonFormatter(logging.Formatter):
             doc["message"] = record.getMessage()
         if record.exc_info and record.exc_info[0] is not None:
             doc["exception"] = record.exc_info[0].__name__
+            doc["traceback"] = self.formatException(record.exc_info)  # one JSON string
         return json.dumps(doc, default=str)
 
 

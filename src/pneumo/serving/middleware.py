@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -22,6 +23,10 @@ from typing import Any
 from pneumo.serving.auth import UNAUTHORIZED, is_protected, key_matches
 from pneumo.serving.logs import event
 from pneumo.serving.prometheus import Metrics
+
+# A caller's X-Request-ID is kept when it is one of these (a UUID, a trace id, nginx's
+# $request_id); anything else, or none, is replaced by a fresh one.
+CALLER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -94,9 +99,10 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        request_id = uuid.uuid4().hex
+        request_id = _request_id(scope)
         limit = self.limits.body_limit(scope["path"])
         state: dict[str, Any] = {"status": 500, "bytes": 0, "refusal": None, "started": False}
+        state["route"] = _plain_route(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         try:
             refused = self._refusal_before_body(scope, limit)
@@ -160,8 +166,7 @@ class RequestMiddleware:
             raise
 
     def _record(self, scope: Scope, state: dict[str, Any], request_id: str, seconds: float) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+        template = getattr(scope.get("route"), "path", None) or state["route"]
         status = str(state["status"])
         method = scope.get("method", "")
         self.metrics.requests.labels(method, template, status).inc()
@@ -171,6 +176,25 @@ class RequestMiddleware:
             "request", request_id=request_id, method=method, route=template, status=int(status),
             latency_ms=round(seconds * 1000, 2), bytes_in=state["bytes"], **extra,
         )  # fmt: skip
+
+
+def _request_id(scope: Scope) -> str:
+    given = dict(scope.get("headers", [])).get(b"x-request-id", b"").decode("latin-1")
+    return given if CALLER_ID.fullmatch(given) else uuid.uuid4().hex
+
+
+def _plain_route(scope: Scope) -> str:
+    """The path of the Starlette route or mount ``scope`` matches (/openapi.json, the docs'
+    files under /docs-assets), matched before the router rewrites the scope; FastAPI's own
+    routes name themselves in ``scope["route"]`` as they run."""
+    from starlette.routing import Match
+
+    app = scope.get("app")
+    for candidate in getattr(getattr(app, "router", None), "routes", []):
+        path = getattr(candidate, "path", None)
+        if path and candidate.matches(scope)[0] == Match.FULL:
+            return str(path)
+    return "unmatched"
 
 
 def _too_large(limit: int) -> dict[str, str]:

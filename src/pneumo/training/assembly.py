@@ -20,6 +20,7 @@ from pneumo.models.backbones import build_model
 from pneumo.models.meta import CheckpointMeta, ModelArgs
 from pneumo.settings import Settings
 from pneumo.training import distributed, setup
+from pneumo.training.averaging import WeightAverage
 from pneumo.training.loader import EpochBatches, ShardImages, loader_workers, make_loader
 from pneumo.training.loop import Optimisation, StepContext, batches_from
 from pneumo.training.shard_stream import ShardPrefetcher, streamed_order, window_of
@@ -45,6 +46,12 @@ class Assembly:
     val_loader: torch.utils.data.DataLoader[Any]
     meta: CheckpointMeta  # without a run id until tracking gives one
     stream: ShardPrefetcher | None = None  # the train shards are on object storage
+    average: WeightAverage | None = None  # train.ema_decay: what is validated and kept
+
+    @property
+    def selected(self) -> torch.nn.Module:
+        """The weights validation judges and best.pt keeps: the average, if there is one."""
+        return self.average.module if self.average is not None else self.model
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         """This rank's images of ``epoch``, in order: a seeded global permutation dealt to the
@@ -117,6 +124,7 @@ def assemble(
         model, net, opt, ctx, len(train_ds) // info.world, steps, epoch_batches,
         make_loader(train_ds, epoch_batches, workers, pin),
         make_loader(val_ds, val_batches, workers, pin), meta, _prefetcher(train_ds, settings),
+        WeightAverage(model, cfg.ema_decay) if cfg.ema_decay else None,
     )  # fmt: skip
 
 

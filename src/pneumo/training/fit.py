@@ -21,7 +21,6 @@ from pneumo import paths, storage
 from pneumo.config import ExperimentConfig
 from pneumo.data.sources.datasets import Dataset
 from pneumo.errors import PneumoError
-from pneumo.metrics.curves import roc_auc
 from pneumo.metrics.threshold import choose_threshold
 from pneumo.models import checkpoint
 from pneumo.models.checkpoint import Checkpoint
@@ -29,7 +28,7 @@ from pneumo.models.meta import TrainingThreshold
 from pneumo.settings import Settings, get_settings
 from pneumo.training import distributed
 from pneumo.training.assembly import Assembly, assemble
-from pneumo.training.history import history_png
+from pneumo.training.history import history_png, mean_auroc
 from pneumo.training.loop import Bar, EpochStats, batches_from, predict, train_epoch
 from pneumo.training.supervision import Supervision
 from pneumo.training.tracking import Tracker
@@ -60,16 +59,6 @@ class TrainResult:
     epochs_run: int
     stopped_early: bool
     pruned: bool = False  # stopped by the supervisor's judgement (`pneumo tune`)
-
-
-def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
-    """AUROC of the target (mean over findings for multi-label); None when one class only."""
-    values = [
-        roc_auc(targets[:, k], scores[:, k])
-        for k in range(targets.shape[1])
-        if 0 < targets[:, k].sum() < len(targets)
-    ]
-    return float(np.mean(values)) if values else None
 
 
 def train(
@@ -130,6 +119,13 @@ class Run:
         opt.optimizer.load_state_dict(last.resume["optimizer"])
         opt.scheduler.load_state_dict(last.resume["scheduler"])
         self.state = RunState(**last.resume["state"])
+        if self.parts.average is not None:
+            if "average" not in last.resume:
+                raise PneumoError(
+                    f"{folder}/{paths.LAST} was trained without train.ema_decay",
+                    hint="resume with the run's own config",
+                )
+            self.parts.average.load_state_dict(last.resume["average"])
         checkpoint.set_rng_state(last.resume["rng"])
         self.run_id = last.meta.run_id
         log.info(
@@ -197,7 +193,8 @@ class Run:
             p.net, p.train_loader, p.opt, p.ctx, first_step=state.global_step,
             on_step=self._after_step, bar=bar,
         )  # fmt: skip
-        val_scores, val_targets, val_loss = predict(p.model, p.val_loader, p.ctx, p.opt.loss_fn)
+        judged = p.selected
+        val_scores, val_targets, val_loss = predict(judged, p.val_loader, p.ctx, p.opt.loss_fn)
         row = self._history_row(epoch, stats, val_targets, val_scores, val_loss)
         state.history.append(row)
         val_auroc = row["val_auroc"] if row["val_auroc"] is not None else -1.0
@@ -211,6 +208,8 @@ class Run:
             self._record_epoch(row, improved, val_targets, val_scores)
 
     def _after_step(self, global_step: int) -> None:
+        if self.parts.average is not None:
+            self.parts.average.update(self.parts.model)
         if self.parts.stream is not None:
             self.parts.stream.advance()
         self.state.global_step = global_step
@@ -264,7 +263,7 @@ class Run:
             chosen = choose_threshold(val_targets[:, 0], val_scores[:, 0], "youden")
             threshold = TrainingThreshold(float(chosen.value), "youden on validation")
         meta = self.parts.meta_for(self.run_id).with_selection(epoch, auroc, threshold)
-        best = Checkpoint(meta, self.parts.model.state_dict())
+        best = Checkpoint(meta, self.parts.selected.state_dict())
         checkpoint.save(best, storage.join(self.run_dir, paths.BEST), self.settings)
 
     def _save_last(self) -> None:
@@ -277,6 +276,8 @@ class Run:
             "state": asdict(self.state),
             "rng": checkpoint.rng_state(),
         }
+        if self.parts.average is not None:
+            resume["average"] = self.parts.average.state_dict()
         last = Checkpoint(self.parts.meta_for(self.run_id), self.parts.model.state_dict(), resume)
         checkpoint.save(last, storage.join(self.run_dir, paths.LAST), self.settings)
 

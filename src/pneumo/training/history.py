@@ -1,10 +1,23 @@
-"""The per-epoch history and its figure (loss and AUROC, train and val), like the seed's."""
+"""The per-epoch history: its AUROC, and its figure (loss and AUROC, train and val)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from pneumo.metrics.curves import roc_auc
 from pneumo.render.figures import figure, png
+
+
+def mean_auroc(targets: np.ndarray, scores: np.ndarray) -> float | None:
+    """AUROC of the target (mean over findings for multi-label); None when one class only."""
+    values = [
+        roc_auc(targets[:, k], scores[:, k])
+        for k in range(targets.shape[1])
+        if 0 < targets[:, k].sum() < len(targets)
+    ]
+    return float(np.mean(values)) if values else None
 
 
 def history_png(history: list[dict[str, Any]], title: str) -> bytes:

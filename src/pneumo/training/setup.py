@@ -68,16 +68,31 @@ def datasets(
     return train, val
 
 
+class SmoothedBCE(torch.nn.Module):
+    """BCE on logits against targets pulled towards 0.5: ``y (1 - s) + s / 2``."""
+
+    def __init__(self, loss: torch.nn.Module, smoothing: float) -> None:
+        super().__init__()
+        self.loss, self.smoothing = loss, smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        soft = targets * (1 - self.smoothing) + self.smoothing / 2
+        out: torch.Tensor = self.loss(logits, soft)
+        return out
+
+
 def loss_function(
     cfg: TrainConfig, train_targets: torch.Tensor, device: torch.device
 ) -> torch.nn.Module:
-    """BCE on logits; positives weighted by the train split's negative/positive ratio."""
-    if not cfg.class_weighting:
-        return torch.nn.BCEWithLogitsLoss()
-    positives = train_targets.sum(dim=0)
-    negatives = len(train_targets) - positives
-    weight = (negatives / positives.clamp(min=1)).clamp(max=100.0)
-    return torch.nn.BCEWithLogitsLoss(pos_weight=weight.to(device))
+    """BCE on logits; positives weighted by the train split's negative/positive ratio; the
+    targets smoothed by ``train.label_smoothing``."""
+    loss = torch.nn.BCEWithLogitsLoss()
+    if cfg.class_weighting:
+        positives = train_targets.sum(dim=0)
+        negatives = len(train_targets) - positives
+        weight = (negatives / positives.clamp(min=1)).clamp(max=100.0)
+        loss = torch.nn.BCEWithLogitsLoss(pos_weight=weight.to(device))
+    return SmoothedBCE(loss, cfg.label_smoothing) if cfg.label_smoothing > 0 else loss
 
 
 def optimisation(
