@@ -65,3 +65,27 @@ def test_module_and_help() -> None:
     for command in ("fetch", "prepare", "eda", "datasets", "config"):
         assert command in out
     assert "nih" in pneumo("fetch", "--help").stdout
+
+
+_LOG_ONE = (
+    "import logging, sys; from pneumo.cli.application import _setup; "
+    "_setup(verbose=False, log_json='--log-json' in sys.argv); "
+    "logging.getLogger('pneumo.stages.demo').info('epoch %d done', 3)"
+)
+
+
+def test_cli_log_lines_carry_time_and_level_or_are_json() -> None:
+    import json
+    import re
+
+    def logged(*flags: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-c", _LOG_ONE, *flags], capture_output=True, text=True, check=True
+        )
+        return done.stderr.strip()
+
+    plain = logged()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO +epoch 3 done", plain), plain
+    line = json.loads(logged("--log-json"))
+    assert line["level"] == "info" and line["message"] == "epoch 3 done", line
+    assert line["logger"] == "pneumo.stages.demo" and re.match(r"\d{4}-\d\d-\d\dT", line["ts"])

@@ -47,10 +47,22 @@ DatasetOpt = Annotated[
 
 
 @app.callback()
-def _setup(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr
-    )
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Logs as JSON lines (ts, level, logger, message).")
+    ] = False,
+) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if log_json:
+        from pneumo.serving.logs import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%d %H:%M:%S")
+        )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
     if not verbose:  # botocore says "Found credentials in environment variables" at INFO
         for name in ("botocore", "aiobotocore", "boto3", "s3fs"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -3,7 +3,8 @@
 Every line is JSON, warnings of libraries included (pydicom's, Pillow's and Python's own
 ``warnings``, captured by :func:`configure`). Nothing from the request body goes in: no image
 bytes, no file names (they can carry a patient's name), no DICOM header values. A request is
-identified by a random id, also returned in the ``X-Request-ID`` header.
+identified by the caller's well-formed ``X-Request-ID`` or else a random id, returned in that
+header. :class:`JsonFormatter` also serves the CLI's ``--log-json``.
 """
 
 from __future__ import annotations
