@@ -209,6 +209,35 @@ def dicom_bytes(pixels: np.ndarray, **options: Any) -> bytes:
     return dicom_file_bytes(dicom_dataset(pixels, **options))
 
 
+def gdcm_encoded(data: bytes, syntax: str) -> bytes:
+    """DICOM file ``data`` re-encoded by GDCM in the transfer syntax ``syntax`` (a name of
+    ``gdcm.TransferSyntax``: JPEGLosslessProcess14_1, JPEGLSLossless, JPEG2000Lossless,
+    RLELossless, JPEGBaselineProcess1, JPEGExtendedProcess2_4...): an encoder nobody here wrote."""
+    import tempfile
+
+    import gdcm  # type: ignore[import-untyped]
+
+    with tempfile.TemporaryDirectory() as folder:
+        source, target = Path(folder, "in.dcm"), Path(folder, "out.dcm")
+        source.write_bytes(data)
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(source))
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(target))
+        if not reader.Read():
+            raise ValueError("GDCM cannot read the source file")
+        change.SetInput(reader.GetImage())
+        if not change.Change():
+            raise ValueError(f"GDCM cannot encode this image as {syntax}")
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        if not writer.Write():
+            raise ValueError("GDCM cannot write the encoded file")
+        return target.read_bytes()
+
+
 def rgba_png(width: int, height: int, rows: int | None = None) -> bytes:
     """A valid RGBA PNG of zeros (a few hundred KB for hundreds of MB of pixels); with
     ``rows``, only that many rows of data (truncated: the decoder allocates, then fails)."""

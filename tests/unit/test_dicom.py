@@ -11,9 +11,9 @@ from PIL import Image
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.pixels.decoders.base import get_decoder
-from pydicom.uid import UID, JPEGBaseline8Bit, JPEGLosslessSV1
+from pydicom.uid import UID, HTJ2KLossless, JPEGBaseline8Bit, JPEGLosslessSV1
 
-from pneumo.data.decode import dicom
+from pneumo.data.decode import dicom_codecs
 from pneumo.data.decode.failures import DECODE_ERROR_KINDS, ImageDecodeError
 from pneumo.data.decode.image import decode
 from pneumo.preprocess import ImageSpec
@@ -218,12 +218,11 @@ def test_missing_pixel_data_is_unsupported() -> None:
 
 
 def test_missing_decoder_plugin_is_unsupported_and_named() -> None:
-    decoder = get_decoder(JPEGLosslessSV1)
-    if decoder.is_available:
-        pytest.skip("a JPEG Lossless decoder plugin is installed here")
-    err = decode_error(_encapsulated(_secret_dataset(), JPEGLosslessSV1))
+    # High-Throughput JPEG 2000: neither GDCM nor Pillow decodes it
+    assert not get_decoder(HTJ2KLossless).is_available
+    err = decode_error(_encapsulated(_secret_dataset(), HTJ2KLossless))
     assert err.kind == "unsupported"
-    assert "JPEG Lossless" in err.reason and str(JPEGLosslessSV1) in err.reason
+    assert "JPEG 2000" in err.reason and str(HTJ2KLossless) in err.reason
     assert "pylibjpeg" not in err.reason and "pylibjpeg" in err.hint
 
 
@@ -237,7 +236,7 @@ def test_too_many_pixels_is_refused_before_decoding(monkeypatch: pytest.MonkeyPa
     def no_decoding(*args: object, **kwargs: object) -> np.ndarray:
         raise AssertionError("pixel data decoded")
 
-    monkeypatch.setattr(dicom, "pixel_array", no_decoding)
+    monkeypatch.setattr(dicom_codecs, "pixel_array", no_decoding)
     ds = _secret_dataset()
     ds.Rows = ds.Columns = 60000
     err = decode_error(dicom_file_bytes(ds))
@@ -305,6 +304,8 @@ def test_patient_data_never_in_messages() -> None:
         elif edit == "private syntax":
             return _encapsulated(ds, UID("1.2.3.4.5"))
         elif edit == "missing plugin":
+            return _encapsulated(ds, HTJ2KLossless)
+        elif edit == "broken lossless":
             return _encapsulated(ds, JPEGLosslessSV1)
         elif edit == "broken jpeg":
             return _encapsulated(ds, JPEGBaseline8Bit)
@@ -312,7 +313,7 @@ def test_patient_data_never_in_messages() -> None:
 
     messages = []
     cases = ["no pixels", "huge", "bad window", "bad photometric", "private syntax"]
-    cases += ["missing plugin", "broken jpeg", "full"]
+    cases += ["missing plugin", "broken lossless", "broken jpeg", "full"]
     for case in cases:
         data = make(case)
         cuts = [len(data)] if case != "full" else range(132, len(data), 41)

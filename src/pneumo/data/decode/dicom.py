@@ -33,8 +33,8 @@ into the other, and we follow it with pydicom's own implementations of the stand
 
 Errors are :class:`~pneumo.data.decode.image.ImageDecodeError`: no pixel data, a photometric
 interpretation other than MONOCHROME1/2 or 3-sample colour (e.g. PALETTE COLOR), or a transfer
-syntax without an installed decoder (or 12-bit JPEG with Pillow alone) is ``unsupported`` (the
-plugin to install in the error's ``hint``, for the operator, not the client); the pixel
+syntax without a decoder (:mod:`pneumo.data.decode.dicom_codecs`) is ``unsupported`` (what
+to install in the error's ``hint``, for the operator, not the client); the pixel
 limit is ``too_large``; anything else, including a missing or unknown photometric value, is
 ``corrupt``. No pydicom exception escapes. Messages name only technical values (size, bits,
 photometric interpretation, transfer syntax; quoted values in pydicom's LUT/window messages are
@@ -52,18 +52,11 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.pixels.decoders.base import get_decoder
 from pydicom.pixels.processing import apply_modality_lut, apply_voi, apply_windowing
-from pydicom.pixels.utils import pixel_array
-from pydicom.uid import (
-    UID,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-)
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from pneumo.data.decode.colour import colour_share
+from pneumo.data.decode.dicom_codecs import first_frame
 from pneumo.data.decode.failures import ImageDecodeError, check_size
 from pneumo.data.decode.sniff import is_bare_dicom
 
@@ -84,7 +77,7 @@ def to_gray_image(data: bytes, max_pixels: int) -> tuple[Image.Image, str, float
     ds = _read(data)
     rows, columns, bits, photometric, samples = _image_header(ds)
     check_size(columns, rows, max_pixels)
-    arr = _first_frame(ds, bits)
+    arr = first_frame(ds, bits)
     colour = 0.0
     try:
         if samples == 3:
@@ -174,57 +167,6 @@ def _image_header(ds: Dataset) -> tuple[int, int, int, str, int]:
             "unsupported",
         )
     return rows, columns, bits, photometric, samples
-
-
-def _transfer_syntax_name(uid: UID) -> str:
-    if uid.is_transfer_syntax:  # a UID pydicom knows: its name and number
-        return f"{uid.name} ({uid})"
-    return str(uid) if uid.is_valid else "an invalid UID"
-
-
-def _first_frame(ds: Dataset, bits: int) -> np.ndarray:
-    tsyntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    if not tsyntax:
-        raise ImageDecodeError("incomplete DICOM file meta: no transfer syntax", "corrupt")
-    uid = UID(str(tsyntax))
-    try:
-        decoder = get_decoder(uid)
-    except NotImplementedError:
-        raise ImageDecodeError(
-            f"unsupported DICOM transfer syntax: {_transfer_syntax_name(uid)} "
-            "has no pixel data decoder in pydicom",
-            "unsupported",
-        ) from None
-    plugins = "; ".join(decoder.missing_dependencies)
-    if not decoder.is_available:
-        raise ImageDecodeError(
-            f"unsupported DICOM transfer syntax: {_transfer_syntax_name(uid)} cannot be "
-            "decoded here",
-            "unsupported",
-            hint=f"no pixel data decoder plugin is installed; install one of: {plugins}",
-        )
-    only_pillow = set(decoder.available_plugins) <= {"pillow"}  # Pillow decodes 8-bit JPEG only
-    if uid in (JPEGBaseline8Bit, JPEGExtended12Bit) and bits > 8 and only_pillow:
-        raise ImageDecodeError(
-            f"unsupported DICOM pixel data: {bits}-bit JPEG ({_transfer_syntax_name(uid)}) "
-            "cannot be decoded here",
-            "unsupported",
-            hint=f"Pillow reads 8-bit JPEG only; install one of: {plugins}",
-        )
-    try:
-        arr: np.ndarray = pixel_array(ds, index=0)  # YBR → RGB is pydicom's default
-    except Exception as exc:
-        # pixel decoding messages quote only group 0028 values and byte counts
-        detail = " ".join(str(exc).split())[:300]
-        hint = ""
-        if uid.is_compressed and decoder.missing_dependencies:
-            hint = f"if the data is intact, another decoder plugin may read it: {plugins}"
-        raise ImageDecodeError(
-            f"truncated or corrupt DICOM pixel data: {type(exc).__name__}: {detail}",
-            "corrupt",
-            hint=hint,
-        ) from None
-    return arr
 
 
 def _colour_to_gray(arr: np.ndarray, bits: int) -> tuple[np.ndarray, float]:
