@@ -234,3 +234,36 @@ def test_the_models_own_ood_limit_refuses_unlike_images(
         for body in ok:  # the card's limit (rounded there), and every scored image under it
             assert body["ood_threshold"] == pytest.approx(limit, rel=1e-4), (body, limit)
             assert body["ood_score"] <= body["ood_threshold"]
+
+
+def test_pydicoms_test_files_are_scored_only_when_radiographs(live_service: LiveService) -> None:
+    """Every file among pydicom's own test files: the CR radiographs are scored; the rest (CT,
+    MR, RT, ultrasound, colour, multi-frame, broken, not DICOM at all) get a 4xx naming what
+    they are; none a 500."""
+    import warnings
+
+    import pydicom
+    from pydicom.data import get_testdata_files
+
+    seen: dict[str, int] = {}
+    for name in sorted(set(get_testdata_files("**/*"))):
+        path = Path(name)
+        if not path.is_file():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                modality = pydicom.dcmread(path, stop_before_pixels=True, force=True).Modality
+            except Exception:
+                modality = None
+        r = post(live_service.url, path.read_bytes(), "file")
+        body = r.json()
+        if modality in ("CR", "DX"):
+            assert r.status_code == 200, (path.name, r.text)
+            seen["scored"] = seen.get("scored", 0) + 1
+            continue
+        assert 400 <= r.status_code < 500, (path.name, r.status_code, r.text)
+        assert body["detail"].startswith("file: ") and "Traceback" not in body["detail"]
+        seen[body["error"]] = seen.get(body["error"], 0) + 1
+    assert seen.get("scored", 0) >= 3 and seen.get("unsupported_modality", 0) >= 50, seen
+    assert sum(seen.values()) >= 150, seen
