@@ -106,7 +106,7 @@ def test_a_killed_study_resumes_without_repeating_a_finished_trial(pneumo_root: 
     entry = tiny_prepared(patients=60)
     args = [
         "-d", entry.name, "--trials", "3", "--study", "k", *TINY_TRAIN, SPACE,
-        "train.epochs=4", "train.checkpoint_every=1", "tune.pruner=none",
+        "train.epochs=2", "train.checkpoint_every=1", "tune.pruner=none",
     ]  # fmt: skip
     cmd = [sys.executable, "-m", "pneumo", "tune", "--quiet", *args]
     proc = subprocess.Popen(
