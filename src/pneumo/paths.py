@@ -50,6 +50,8 @@ REGISTERED = "registered.json"  # which version a package became
 
 # In an evaluation folder, eval-<split>/ (see pneumo.reports.evaluation).
 METRICS = "metrics.json"
+HEADLINE = "headline.json"  # the few figures a pipeline compares (DVC's metric)
+ROC_POINTS = "roc.json"  # the ROC curve as points (DVC's plot)
 REPORT_MD = "report.md"
 PREDICTIONS = "predictions.parquet"
 ROC_FIGURE = "roc.png"

@@ -3,6 +3,7 @@ only the stages downstream of it."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -42,6 +43,20 @@ def _write_params(work: Path, **changes: dict[str, object]) -> None:
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+def _dvc(work: Path, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", "dvc", *args], cwd=work, capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, (args, proc.stdout[-3000:], proc.stderr[-3000:])
+    return proc.stdout
+
+
+def _git(work: Path, *args: str) -> None:
+    who = ["-c", "user.name=pneumo tests", "-c", "user.email=tests@127.0.0.1"]
+    subprocess.run(["git", *who, *args], cwd=work, check=True, capture_output=True)
+
+
 def test_repro_twice_is_a_no_op_and_a_parameter_reruns_only_downstream(tmp_path: Path) -> None:
     pytest.importorskip("dvc")
     work = tmp_path / "pipeline"
@@ -49,7 +64,8 @@ def test_repro_twice_is_a_no_op_and_a_parameter_reruns_only_downstream(tmp_path:
     shutil.copy(REPO / "dvc.yaml", work / "dvc.yaml")
     shutil.copy(REPO / "pipeline.yaml", work / "pipeline.yaml")
     _write_params(work)
-    subprocess.run([sys.executable, "-m", "dvc", "init", "--no-scm", "-q"], cwd=work, check=True)
+    _git(work, "init", "-q")
+    _dvc(work, "init", "-q")
 
     stages = ["fetch", "prepare", "eda", "train", "evaluate", "register"]
     assert _repro(work) == stages
@@ -59,15 +75,36 @@ def test_repro_twice_is_a_no_op_and_a_parameter_reruns_only_downstream(tmp_path:
         "pipeline/model/model.onnx",
         "pipeline/model/card.json",
         "pipeline/eda.html",
+        "dvc.lock",
     ):
         assert (work / out).is_file(), out  # fmt: skip
     assert not (work / "pipeline/train/model").exists()
+    # the curated metric and the declared plots
+    shown = json.loads(_dvc(work, "metrics", "show", "--json"))
+    (headline,) = [
+        values["data"]["pipeline/evaluate/headline.json"]["data"] for values in shown.values()
+    ]
+    assert set(headline) == {"auroc", "accuracy", "sensitivity", "specificity", "threshold",
+                             "val_auroc"}, headline  # fmt: skip
+    plots = json.loads(_dvc(work, "plots", "show", "--json"))["data"]
+    for name, field in (("AUROC by epoch", "val_auroc"), ("Loss by epoch", "val_loss"),
+                        ("ROC, test split", "tpr")):  # fmt: skip
+        values = plots[name][0]["content"]["data"]["values"]
+        assert values and all(field in row for row in values), (name, values[:2])
+    _dvc(work, "plots", "show", "-o", "rendered")
+    assert "ROC, test split" in (work / "rendered" / "index.html").read_text()
+    _git(work, "add", "-A")
+    _git(work, "commit", "-q", "-m", "first repro")
 
     assert _repro(work) == []
 
-    small_boot = {"n_boot": 60}
-    _write_params(work, evaluate=small_boot)  # type: ignore[arg-type]
+    _write_params(work, evaluate={"n_boot": 60, "threshold": "sensitivity:0.95"})
     assert _repro(work) == ["evaluate", "register"]
+    diff = json.loads(_dvc(work, "metrics", "diff", "--json"))
+    changed = diff["pipeline/evaluate/headline.json"]
+    assert "threshold" in changed and changed["threshold"]["old"] != changed["threshold"]["new"]
+    _dvc(work, "plots", "diff", "-o", "diffed")
+    assert (work / "diffed" / "index.html").is_file()
 
 
 def test_train_workflow_selects_dataset_and_config(tmp_path: Path) -> None:

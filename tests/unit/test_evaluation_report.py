@@ -223,3 +223,30 @@ def test_confident_well_separated_scores_draw_their_calibration(tmp_path: Path) 
     summary = summarize(y, p, 0.5, n_boot=20)
     write_evaluation_report(summary, y, p, str(tmp_path), title="separated")
     assert (tmp_path / "reliability.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_headline_and_roc_points_for_pipelines(tmp_path: Path) -> None:
+    summary, test = build()
+    write_evaluation_report(
+        summary,
+        test["y"],
+        test["p"],
+        str(tmp_path),
+        title="t",
+        context={"val_auroc_at_training": 0.91},
+    )
+    headline = json.loads((tmp_path / "headline.json").read_text())
+    assert headline == {
+        "auroc": summary["auroc"]["value"], "accuracy": summary["accuracy"]["value"],
+        "sensitivity": summary["sensitivity"]["value"],
+        "specificity": summary["specificity"]["value"], "threshold": summary["threshold"],
+        "val_auroc": 0.91,
+    }  # fmt: skip
+    points = json.loads((tmp_path / "roc.json").read_text())
+    fpr = [r["fpr"] for r in points]
+    tpr = [r["tpr"] for r in points]
+    assert (fpr[0], tpr[0], fpr[-1], tpr[-1]) == (0.0, 0.0, 1.0, 1.0)
+    assert fpr == sorted(fpr) and tpr == sorted(tpr)
+    steps = zip(fpr[:-1], fpr[1:], tpr[:-1], tpr[1:], strict=True)
+    area = sum((b - a) * (c + d) / 2 for a, b, c, d in steps)
+    assert abs(area - summary["auroc"]["value"]) < 1e-4  # the curve is the AUROC's

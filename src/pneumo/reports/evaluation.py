@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 FIGURES = (paths.ROC_FIGURE, paths.PR_FIGURE, paths.RELIABILITY_FIGURE, paths.CONFUSION_FIGURE)
-FILES = (paths.METRICS, *FIGURES, paths.REPORT_MD)
+FILES = (paths.METRICS, paths.HEADLINE, paths.ROC_POINTS, *FIGURES, paths.REPORT_MD)
 
 
 def write_evaluation_report(
@@ -62,6 +62,8 @@ def write_evaluation_report(
     document = {"title": title, "context": context, **summary}
     text = json.dumps(jsonable(document), indent=2, allow_nan=False) + "\n"
     put(paths.METRICS, text.encode())
+    put(paths.HEADLINE, (json.dumps(headline(summary, context), indent=2) + "\n").encode())
+    put(paths.ROC_POINTS, (json.dumps(roc_points(labels, scores)) + "\n").encode())
     drawers: dict[str, Callable[[], Figure]] = {
         paths.ROC_FIGURE: lambda: figures.roc_figure(labels, scores, summary, title),
         paths.PR_FIGURE: lambda: figures.pr_figure(labels, scores, summary, title),
@@ -74,6 +76,35 @@ def write_evaluation_report(
         put(name, png(draw()))
     put(paths.REPORT_MD, render_markdown(summary, title=title, context=context).encode())
     return files
+
+
+HEADLINE_METRICS = ("auroc", "accuracy", "sensitivity", "specificity")
+
+
+def headline(summary: dict[str, Any], context: dict[str, Any]) -> dict[str, float | None]:
+    """The figures two runs are compared by, flat (`dvc metrics show/diff`): the split's AUROC,
+    accuracy, sensitivity and specificity at the threshold, the threshold, validation AUROC."""
+    out: dict[str, float | None] = {
+        name: (summary.get(name) or {}).get("value") for name in HEADLINE_METRICS
+    }
+    out["threshold"] = summary.get("threshold")
+    out["val_auroc"] = context.get("val_auroc_at_training")
+    return jsonable(out)  # type: ignore[no-any-return]
+
+
+def roc_points(labels: np.ndarray, scores: np.ndarray) -> list[dict[str, float | None]]:
+    """The ROC curve as [{fpr, tpr, threshold}] (collinear points dropped), for `dvc plots`;
+    [] when one class only."""
+    from pneumo.metrics.curves import roc_curve
+
+    if np.unique(labels).size < 2:
+        return []
+    fpr, tpr, thresholds = roc_curve(labels, scores, drop_intermediate=True)
+    rows = [
+        {"fpr": round(float(f), 6), "tpr": round(float(t), 6), "threshold": float(h)}
+        for f, t, h in zip(fpr, tpr, thresholds, strict=True)
+    ]
+    return jsonable(rows)  # type: ignore[no-any-return]
 
 
 def jsonable(value: Any) -> Any:

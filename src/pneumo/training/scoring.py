@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from pneumo.data import schema
 from pneumo.data.prepared import PreparedData
@@ -46,8 +47,12 @@ def score_splits(
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         for split in splits:
             ds = ShardImages(data.manifest, data.cache, [split], [schema.LABEL], settings)
-            loader = make_loader(ds, batches_from(np.arange(len(ds)), BATCH, False))
-            scores, targets, _ = predict(model, loader, ctx)
+            batches = batches_from(np.arange(len(ds)), BATCH, False)
+            loader = make_loader(ds, batches)
+            # a bar for a person at a terminal (tqdm's disable=None: off when stderr is not one)
+            shown = tqdm(loader, total=len(batches), desc=f"scoring {split}", unit="batch",
+                         leave=False, disable=None)  # fmt: skip
+            scores, targets, _ = predict(model, shown, ctx)
             labels = targets[:, 0].astype(np.int64)
             out[split] = Scored(ds.frame, labels, scores[:, 0].astype(np.float64))
     return out
