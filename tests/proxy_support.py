@@ -13,16 +13,14 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from pneumo.settings import ServeSettings
 from tests.conftest import REPO
+from tests.serving_support import wait_until_answering
 
 TEMPLATE = REPO / "deploy" / "nginx" / "pneumo.conf.template"
 PLACEHOLDER = re.compile(r"\$\{(PROXY_[A-Z_]+)\}")
@@ -172,16 +170,7 @@ def running_proxy(conf: Path, url: str) -> Iterator[Proxy]:
         )  # fmt: skip
     proxy = Proxy(url, process, log)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"nginx exited with {process.returncode}:\n{proxy.logs()}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{url}/_proxy/healthz", timeout=2).ok:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"nginx not answering after 20 s:\n{proxy.logs()}")
-            time.sleep(0.1)
+        wait_until_answering(process, f"{url}/_proxy/healthz", 20, proxy.logs)
         yield proxy
     finally:
         process.terminate()

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -146,6 +146,23 @@ def running_service(
         yield service
 
 
+def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, seconds: float, logs: Callable[[], str]
+) -> None:
+    """Until GET ``url`` answers 200; RuntimeError with ``logs()`` if ``process`` exits first
+    or ``seconds`` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode}:\n{logs()}")
+        with contextlib.suppress(requests.ConnectionError):
+            if requests.get(url, timeout=5).status_code == 200:
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} not answering after {seconds:g} s:\n{logs()}")
+        time.sleep(0.1)
+
+
 @contextlib.contextmanager
 def started_service(
     args: list[str], workdir: Path, env: dict[str, str], log: Path, url: str
@@ -155,16 +172,7 @@ def started_service(
         process = subprocess.Popen(args, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     service = Service(url, process, log, workdir)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{args[0]} exited with {process.returncode}:\n{service.logs()}")
-            with contextlib.suppress(requests.ConnectionError):
-                if requests.get(f"{service.url}/readyz", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not ready after 90 s:\n{service.logs()}")
-            time.sleep(0.2)
+        wait_until_answering(process, f"{url}/readyz", 90, service.logs)
         yield service
     finally:
         service.stop()

@@ -104,8 +104,7 @@ def first_frame(ds: Dataset, bits: int) -> np.ndarray:
             hint=f"no pixel data decoder plugin is installed; install one of: {missing}",
         )
     plugins = _plugins(uid, set(decoder.available_plugins), bits)
-    if "gdcm" in plugins or not plugins:
-        _quiet_gdcm()
+    _quiet_gdcm()
     errors: list[str] = []
     for plugin in plugins or ("",):  # "": pydicom's order of every available plugin
         try:
