@@ -130,7 +130,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
     model = build_model(backbone, weights="none", num_outputs=1).eval()
     spec = PreprocessSpec(ImageSpec(size=size), mean=0.5, std=0.25)
     start = time.perf_counter()
-    onnx = export_onnx(model, size, OPSET, architectures.spec(backbone).head)
+    onnx = export_onnx(model, spec, OPSET, architectures.spec(backbone).head)
     seconds = time.perf_counter() - start
     pixels = np.stack([decode(data, spec.image).pixels for data in images[:VERIFICATION_IMAGES]])
     with torch.inference_mode():
@@ -146,7 +146,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
         "model": {
             "backbone": backbone,
             "weights": "random (benchmark: speed does not depend on them)",
-            "input": {"name": INPUT_NAME, "shape": ["batch", 1, size, size], "dtype": "float32"},
+            "input": {"name": INPUT_NAME, "shape": ["batch", 1, size, size], "dtype": "uint8"},
             "output": {"name": OUTPUT_NAME, "shape": ["batch", 1], "meaning": "P(pneumonia)"},
             "onnx_opset": OPSET,
         },

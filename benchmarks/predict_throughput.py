@@ -45,10 +45,10 @@ def bare(model: LoadedModel, files: list[Path], batch: int, workers: int) -> flo
         if pixels is not None:
             pending.append(pixels)
         if len(pending) == batch:
-            model.predict(model.spec.normalize(np.stack(pending)))
+            model.predict(np.stack(pending))
             pending = []
     if pending:
-        model.predict(model.spec.normalize(np.stack(pending)))
+        model.predict(np.stack(pending))
     return len(files) / (time.perf_counter() - start)
 
 

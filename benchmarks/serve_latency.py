@@ -7,9 +7,9 @@
 What is measured, on the same files (real 1024x1024 NIH PNGs from
 $PNEUMO_TEST_DATA/nih-sample) and the same model package:
 
-bare single     for each image: decode + normalise (`prepare_upload`) + one ONNX Runtime call
+bare single     for each image: decode (`prepare_upload`) + one ONNX Runtime call (normalising)
                 with batch 1, in this process; images/s and the median per-image latency.
-bare batched    the same images in batches of --max-batch: decode + normalise each, then one
+bare batched    the same images in batches of --max-batch: decode each, then one
                 ONNX Runtime call per batch; images/s.
 service c=1     `python -m pneumo serve FOLDER` started for real as a child process
                 (PNEUMO_POLL_SECONDS=0), then --requests sequential `POST /v1/predict` after a
@@ -81,7 +81,7 @@ class Single:
 
 
 def bare_single(model: Any, images: list[bytes]) -> Single:
-    """Each image: `prepare_upload` (decode + normalise), then one ORT call with batch 1."""
+    """Each image: `prepare_upload` (decode), then one ORT call with batch 1 (it normalises)."""
     from pneumo.serving.inputs import prepare_upload
 
     totals, decodes, orts = [], [], []
@@ -99,7 +99,7 @@ def bare_single(model: Any, images: list[bytes]) -> Single:
 
 
 def bare_batched(model: Any, images: list[bytes], batch: int) -> tuple[float, float]:
-    """Decode + normalise ``batch`` images, one ORT call; (images/s, median seconds per call)."""
+    """Decode ``batch`` images, one ORT call; (images/s, median seconds per call)."""
     from pneumo.serving.inputs import prepare_upload
 
     calls = []

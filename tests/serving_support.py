@@ -165,14 +165,16 @@ def wait_until_answering(
 
 @contextlib.contextmanager
 def started_service(
-    args: list[str], workdir: Path, env: dict[str, str], log: Path, url: str
-) -> Iterator[Service]:
-    """Start ``args`` (a service process), wait until ``url``/readyz answers 200, stop it after."""
+    args: list[str], workdir: Path, env: dict[str, str], log: Path, url: str,
+    ready: str = "/readyz",
+) -> Iterator[Service]:  # fmt: skip
+    """Start ``args`` (a service process), wait until ``url`` + ``ready`` answers 200, stop it
+    after."""
     with log.open("wb") as out:
         process = subprocess.Popen(args, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT)
     service = Service(url, process, log, workdir)
     try:
-        wait_until_answering(process, f"{url}/readyz", 90, service.logs)
+        wait_until_answering(process, f"{url}{ready}", 90, service.logs)
         yield service
     finally:
         service.stop()

@@ -214,6 +214,14 @@ def test_the_cycle_on_s3_with_a_shared_tracking_server(s3_endpoint: str, tmp_pat
         assert not (trainer_home / ".cache" / "pneumo" / "mlflow.db").exists()
         assert not (trainer_home / "pneumo-work").exists()  # nothing local: all in the bucket
 
+        from mlflow import MlflowClient
+
+        client = MlflowClient(tracking, registry_uri=tracking)
+        version = client.get_model_version("pneumonia", "1")
+        assert version.run_id is not None and version.source is not None
+        experiment = client.get_run(version.run_id).info.experiment_id
+        assert version.source.startswith(f"runs:/{version.run_id}/")
+        assert version.run_link == f"{tracking}/#/experiments/{experiment}/runs/{version.run_id}"
         fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
         assert fs.find("cycle/work/mlartifacts")  # the run's artifacts went to the custom endpoint
 

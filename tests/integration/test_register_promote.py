@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 from typer.testing import CliRunner
 
@@ -42,12 +43,33 @@ def test_registered_package_is_complete_and_verified(registered: Registered) -> 
     assert (folder / "card.html").read_text().count("Intended use") == 1
     # ONNX Runtime on the stored verification images reproduces PyTorch's probabilities
     model = load_model(folder, "pneumonia", "x")
-    got = model.predict(model.spec.normalize(pkg.verification.pixels))
+    got = model.predict(pkg.verification.pixels)
     np.testing.assert_allclose(got, pkg.verification.probabilities, atol=1e-4)
     # dynamic batch axis: any batch size runs
-    assert model.predict(
-        np.repeat(model.spec.normalize(pkg.verification.pixels[:1]), 7, 0)
-    ).shape == (7,)
+    assert model.predict(np.repeat(pkg.verification.pixels[:1], 7, 0)).shape == (7,)
+
+
+def test_the_model_file_takes_pixels_and_says_how_it_was_made(registered: Registered) -> None:
+    """ONNX Runtime alone, fed uint8 pixels, gives PyTorch's probabilities; metadata_props
+    carry the card's preprocessing and threshold."""
+    folder = registered.root / "runs" / registered.run_id / "model"
+    pkg = read_package(folder)
+    session = ort.InferenceSession(pkg.onnx, providers=["CPUExecutionProvider"])
+    (image,) = session.get_inputs()
+    assert (image.name, image.type, image.shape[1:]) == ("image", "tensor(uint8)", [1, 32, 32])
+    assert [o.name for o in session.get_outputs()] == ["probability", "embedding"]
+    pixels = pkg.verification.pixels[:, None]  # no normalisation by the caller
+    got = session.run(["probability"], {"image": pixels})[0][:, 0]
+    np.testing.assert_allclose(got, pkg.verification.probabilities, atol=1e-4)
+    props = session.get_modelmeta().custom_metadata_map
+    card = pkg.card.to_dict()
+    assert float(props["pneumo.threshold"]) == card["threshold"]["value"]
+    preprocessing = json.loads(props["pneumo.preprocessing"])
+    assert preprocessing.pop("in_graph") is True
+    assert preprocessing == {k: v for k, v in card["preprocessing"].items() if k != "steps"}
+    assert props["pneumo.card_format"] == card["format"]
+    assert props["pneumo.run_id"] == card["run_id"]
+    assert card["model"]["input"]["dtype"] == "uint8"
 
 
 def test_registry_holds_version_alias_and_promotion_record(registered: Registered) -> None:

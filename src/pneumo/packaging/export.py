@@ -1,10 +1,12 @@
 """PyTorch → ONNX with a dynamic batch axis, and the parity check registration depends on.
 
-The exported graph ends in a sigmoid, so it outputs probabilities: the service applies no
-arithmetic of its own beyond the preprocessing spec, and parity is checked on the very numbers
-the service returns. It also outputs ``embedding``, the pooled features the classifier reads
-(the input of its final Linear, found through the backbone's spec): the out-of-distribution
-score, and later the monitoring, use it. torch.onnx's dynamo exporter is used (the TorchScript
+The exported graph starts from uint8 pixels and applies the preprocessing spec's normalisation
+itself, and it ends in a sigmoid: it maps decoded pixels to probabilities, so neither the
+service nor a Triton or ONNX Runtime user applies arithmetic of their own, and parity is
+checked on the very numbers the service returns. It also outputs ``embedding``, the pooled
+features the classifier reads (the input of its final Linear, found through the backbone's
+spec): the out-of-distribution score, and the monitoring, use it. The names and the metadata
+are :mod:`pneumo.packaging.signature`'s. torch.onnx's dynamo exporter is used (the TorchScript
 one is deprecated and cannot export VGG's adaptive pooling).
 """
 
@@ -25,30 +27,40 @@ import torch
 from pneumo import paths
 from pneumo.errors import PneumoError
 from pneumo.onnx_runtime import onnxruntime
-from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME
-from pneumo.preprocess import PreprocessSpec
+from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, ModelInput
+from pneumo.preprocess import FLAT, PreprocessSpec
 
 
 class _Outputs(torch.nn.Module):
-    """(probability, embedding): the model with its final Linear (``head``) cut off gives the
-    embedding, and that Linear on it the logit, exactly as the whole model (in eval mode)."""
+    """uint8 pixels → (probability, embedding): :meth:`PreprocessSpec.normalize` in torch ops,
+    then the model with its final Linear (``head``) cut off gives the embedding, and that
+    Linear on it the logit, exactly as the whole model (in eval mode)."""
 
-    def __init__(self, model: torch.nn.Module, head: str) -> None:
+    def __init__(self, model: torch.nn.Module, head: str, spec: PreprocessSpec) -> None:
         super().__init__()
         self.head = model.get_submodule(head)
         self.features = copy.deepcopy(model)
         self.features.set_submodule(head, torch.nn.Identity())
+        self.per_image = spec.intensity == "per_image"
+        self.mean, self.std = float(spec.mean), float(spec.std)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedding = torch.flatten(self.features(image), 1)
+        scaled = image.to(torch.float32) / 255.0
+        if self.per_image:
+            centre = scaled.mean(dim=(2, 3), keepdim=True)
+            spread = scaled.var(dim=(2, 3), keepdim=True, correction=0).sqrt()
+            scaled = (scaled - centre) / spread.clamp_min(FLAT)
+        embedding = torch.flatten(self.features((scaled - self.mean) / self.std), 1)
         return torch.sigmoid(self.head(embedding)), embedding
 
 
-def export_onnx(model: torch.nn.Module, size: int, opset: int, head: str) -> bytes:
-    """The model (1-channel ``size`` square input) as ONNX bytes, batch axis dynamic; ``head``
-    names its final Linear (:attr:`pneumo.models.architectures.BackboneSpec.head`)."""
-    wrapped = _Outputs(model.eval().cpu(), head).eval()
-    example = (torch.zeros(2, 1, size, size),)
+def export_onnx(model: torch.nn.Module, spec: PreprocessSpec, opset: int, head: str) -> bytes:
+    """The model as ONNX bytes taking uint8 pixels (N, 1, S, S) at ``spec``'s size, batch axis
+    dynamic; ``head`` names its final Linear
+    (:attr:`pneumo.models.architectures.BackboneSpec.head`)."""
+    wrapped = _Outputs(model.eval().cpu(), head, spec).eval()
+    size = spec.image.size
+    example = (torch.zeros(2, 1, size, size, dtype=torch.uint8),)
     batch = torch.export.Dim("batch", min=1, max=4096)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / paths.MODEL_FILE
@@ -80,6 +92,19 @@ def export_onnx(model: torch.nn.Module, size: int, opset: int, head: str) -> byt
         return path.read_bytes()
 
 
+def with_metadata(onnx: bytes, props: dict[str, str]) -> bytes:
+    """``onnx`` with ``props`` as its ``metadata_props`` (replacing keys of the same name)."""
+    import onnx as onnx_lib
+
+    model = onnx_lib.load_from_string(onnx)
+    kept = [p for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    for key, value in props.items():
+        model.metadata_props.add(key=key, value=value)
+    return bytes(model.SerializeToString())
+
+
 @contextlib.contextmanager
 def _quiet_loggers(*names: str):  # type: ignore[no-untyped-def]
     levels = {name: logging.getLogger(name).level for name in names}
@@ -103,13 +128,13 @@ class Parity:
 
 
 def parity(model: torch.nn.Module, onnx: bytes, pixels: np.ndarray, spec: PreprocessSpec) -> Parity:
-    """Score the same uint8 images with PyTorch (fp32, CPU) and ONNX Runtime."""
+    """Score the same uint8 images with PyTorch (fp32, CPU, normalised by ``spec`` in numpy, as
+    training did) and ONNX Runtime (the file's own input: pixels, normalised in the graph)."""
     ort = onnxruntime()
 
-    inputs = spec.normalize(pixels)
     model = model.eval().cpu()
     with torch.inference_mode():
-        ref = torch.sigmoid(model(torch.from_numpy(inputs))).numpy()[:, 0]
+        ref = torch.sigmoid(model(torch.from_numpy(spec.normalize(pixels)))).numpy()[:, 0]
     session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-    out = session.run([OUTPUT_NAME], {INPUT_NAME: inputs})[0][:, 0]
+    out = session.run([OUTPUT_NAME], ModelInput.of(session, spec)(pixels))[0][:, 0]
     return Parity(ref.astype(np.float64), np.asarray(out, dtype=np.float64))

@@ -218,8 +218,14 @@ class ModelCard(_Section):
         model = {
             "backbone": meta.model.backbone, "head": meta.head, "classes": list(meta.classes),
             "epoch": meta.epoch, "val_auroc": meta.val_auroc,
-            "input": {"name": INPUT_NAME, "shape": ["batch", 1, size, size], "dtype": "float32"},
-            "output": {"name": OUTPUT_NAME, "shape": ["batch", 1], "meaning": "P(pneumonia)"},
+            "input": {
+                "name": INPUT_NAME, "shape": ["batch", 1, size, size], "dtype": "uint8",
+                "meaning": "decoded grayscale pixels; the graph normalises them",
+            },
+            "output": {
+                "name": OUTPUT_NAME, "shape": ["batch", 1], "dtype": "float32",
+                "meaning": "P(pneumonia)",
+            },
             "onnx_opset": export["opset"],
         }  # fmt: skip
         ood = export.get("ood")

@@ -99,9 +99,21 @@ class ModelRegistry:
                 self.name, description="Pneumonia on frontal chest radiographs (pneumo)."
             )
         mv = self.client.create_model_version(
-            self.name, source=source, run_id=run_id, tags=tags, description=description
+            self.name,
+            source=source,
+            run_id=run_id,
+            tags=tags,
+            description=description,
+            run_link=self.run_link(run_id),
         )
         return str(mv.version)
+
+    def run_link(self, run_id: str | None) -> str | None:
+        """The run's page in the MLflow UI, when the tracking store is a server that has one."""
+        if run_id is None or not self.uri.startswith(("http://", "https://")):
+            return None
+        experiment = self.client.get_run(run_id).info.experiment_id
+        return f"{self.uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
 
     def aliases(self) -> dict[str, str]:
         from mlflow.exceptions import MlflowException

@@ -1,6 +1,6 @@
 """Server-side micro-batching: concurrent requests share one ONNX Runtime call.
 
-Each request decodes its image in a worker thread, then submits the normalised array. One
+Each request decodes its image in a worker thread, then submits its pixels. One
 consumer task takes the first waiting item and gathers more, without waiting when nothing else
 is on its way (so a lone request pays no added latency), and for at most ``max_wait`` while
 other requests are still decoding (so a burst fills a batch). The batch runs in a dedicated
@@ -24,7 +24,7 @@ from pneumo.serving.model import LoadedModel, Score
 
 @dataclass
 class _Item:
-    array: np.ndarray  # float32 (1, 1, S, S)
+    array: np.ndarray  # uint8 (1, S, S)
     model: LoadedModel
     future: asyncio.Future[Score] = field(repr=False)
 

@@ -3,8 +3,8 @@
 Two steps, both in a worker thread: :func:`inspect_upload` reads the header (no pixel decoded)
 and applies the input policy and the decode budget; :func:`prepare_upload` decodes the bytes in
 memory with :func:`pneumo.data.decode.image.decode` (the same function `prepare` cached the
-training images with), applies the policy's colour rule and normalises by the model's own
-:class:`~pneumo.preprocess.PreprocessSpec`. Nothing is written to disk, and the client's file
+training images with) at the model's own image spec and applies the policy's colour rule; the
+model's graph normalises the pixels. Nothing is written to disk, and the client's file
 name is never used for anything. What only the operator should read (a decoder plugin to
 install) goes to the log, never to the client.
 """
@@ -72,7 +72,8 @@ def prepare_upload(
     policy: InputPolicy | None = None,
     max_pixels: int | None = None,
 ) -> np.ndarray:
-    """File bytes → float32 (1, 1, S, S); raises :class:`ApiError` naming ``label``.
+    """File bytes → uint8 pixels (1, S, S), as the model's input takes them (it normalises
+    them); raises :class:`ApiError` naming ``label``.
 
     ``policy`` limits the formats and refuses colour images (without one, every format the
     decoder reads is scored); ``max_pixels`` lowers the model's own pixel limit."""
@@ -85,4 +86,4 @@ def prepare_upload(
         raise _refusal(exc, label) from None
     if policy is not None:
         policy.check_decoded(decoded, label)
-    return spec.normalize(decoded.pixels)
+    return decoded.pixels[None]

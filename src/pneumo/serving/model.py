@@ -13,7 +13,7 @@ from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging.modelcard import ModelCard
 from pneumo.packaging.package import PackageError, read_package
 from pneumo.packaging.reference import Reference
-from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME
+from pneumo.packaging.signature import EMBEDDING_NAME, OUTPUT_NAME, ModelInput
 from pneumo.preprocess import PreprocessSpec
 
 
@@ -31,18 +31,19 @@ class LoadedModel:
     spec: PreprocessSpec
     threshold: float
     session: Any  # onnxruntime.InferenceSession
+    feed: ModelInput
     reference: Reference | None = None
 
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """float32 (N, 1, S, S) → float64 (N,) probabilities."""
-        out = self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 pixels (N, S, S) → float64 (N,) probabilities."""
+        out = self.session.run([OUTPUT_NAME], self.feed(pixels))[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
-    def score(self, batch: np.ndarray) -> list[Score]:
-        """Probability and out-of-distribution score of each image of ``batch``, one run."""
+    def score(self, pixels: np.ndarray) -> list[Score]:
+        """Probability and out-of-distribution score of each image (uint8 (N, S, S)), one run."""
         if self.reference is None:
-            return [Score(float(p), None) for p in self.predict(batch)]
-        probs, emb = self.session.run([OUTPUT_NAME, EMBEDDING_NAME], {INPUT_NAME: batch})
+            return [Score(float(p), None) for p in self.predict(pixels)]
+        probs, emb = self.session.run([OUTPUT_NAME, EMBEDDING_NAME], self.feed(pixels))
         ood = self.reference.scores(emb)
         flat = np.asarray(probs, dtype=np.float64).reshape(-1)
         return [Score(float(p), float(o)) for p, o in zip(flat, ood, strict=True)]
@@ -96,11 +97,12 @@ def load_model(
                 f"{folder}: the card has an out-of-distribution reference but model.onnx has "
                 f"no '{EMBEDDING_NAME}' output"
             )
-    model = LoadedModel(name, version, card, spec, threshold, session, reference)
+    feed = ModelInput.of(session, spec)
+    model = LoadedModel(name, version, card, spec, threshold, session, feed, reference)
     check = pkg.verification
     tolerance = (card.parity.tolerance if card.parity else None) or 1e-4
     try:
-        got = model.predict(spec.normalize(check.pixels))
+        got = model.predict(check.pixels)
     except Exception as exc:
         raise PackageError(
             f"{folder}: the model fails on its verification images: {exc}".splitlines()[0]
@@ -112,5 +114,5 @@ def load_model(
             "the probabilities recorded at registration"
         )
     if warm > 1:  # allocate the largest batch once, before traffic does
-        model.predict(np.repeat(spec.normalize(check.pixels[:1]), warm, axis=0))
+        model.predict(np.repeat(check.pixels[:1], warm, axis=0))
     return model

@@ -1,9 +1,9 @@
-"""Files to probabilities: decoded in parallel, normalised, scored a batch at a time.
+"""Files to probabilities: decoded in parallel, scored a batch at a time.
 
 The one scoring loop of `pneumo predict` and of external evaluation: the decode pool of
 :mod:`pneumo.data.decode.pool` (workers from a forkserver, since the scorer's threads already
-run), the model's own preprocessing, and any ``predict(batch) -> probabilities`` (ONNX Runtime
-or PyTorch).
+run) with the model's own image spec, and any ``predict(pixels) -> probabilities`` (ONNX
+Runtime, which normalises in the graph, or PyTorch after the spec's normalisation).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from pneumo.data.decode.pool import Record, decode_many
 from pneumo.preprocess import PreprocessSpec
 
-Predict = Callable[[np.ndarray], np.ndarray]  # float32 (N, 1, S, S) -> (N,) probabilities
+Predict = Callable[[np.ndarray], np.ndarray]  # uint8 pixels (N, S, S) -> (N,) probabilities
 
 
 @dataclass(frozen=True)
@@ -34,23 +34,21 @@ def score_files(
     pending: list[tuple[str, Record, np.ndarray]] = []
     for file, (record, pixels) in zip(files, stream, strict=True):
         if pixels is None:
-            yield from _flush(spec, predict, pending)
+            yield from _flush(predict, pending)
             pending = []
             yield Scored(file, None, record)
             continue
         pending.append((file, record, pixels))
         if len(pending) >= batch:
-            yield from _flush(spec, predict, pending)
+            yield from _flush(predict, pending)
             pending = []
-    yield from _flush(spec, predict, pending)
+    yield from _flush(predict, pending)
 
 
-def _flush(
-    spec: PreprocessSpec, predict: Predict, pending: list[tuple[str, Record, np.ndarray]]
-) -> Iterator[Scored]:
+def _flush(predict: Predict, pending: list[tuple[str, Record, np.ndarray]]) -> Iterator[Scored]:
     if not pending:
         return
-    probabilities = predict(spec.normalize(np.stack([p for _, _, p in pending])))
+    probabilities = predict(np.stack([p for _, _, p in pending]))
     for (file, record, _), probability in zip(pending, probabilities, strict=True):
         yield Scored(file, float(probability), record)
 

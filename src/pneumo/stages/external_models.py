@@ -205,8 +205,8 @@ def _checkpointed(ref: str, cfg: EvaluateConfig, settings: Settings) -> External
     version = _registered_as(folder, meta.run_id, meta.epoch, settings) if run_id else None
     name = f"run {meta.run_id[:12]} (epoch {meta.epoch})" if run_id else storage.name_of(url)
     return ExternalModel(
-        name, meta.preprocess, threshold, rule, predictor(model), expected, seen, folder,
-        Recorder(settings, run_id, version),
+        name, meta.preprocess, threshold, rule, predictor(model, meta.preprocess), expected,
+        seen, folder, Recorder(settings, run_id, version),
     )  # fmt: skip
 
 

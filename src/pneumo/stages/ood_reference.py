@@ -19,7 +19,7 @@ from pneumo.data.prepared import PreparedData
 from pneumo.errors import PneumoError
 from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging.reference import BANK_SIZE, Reference, fit_reference
-from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME
+from pneumo.packaging.signature import EMBEDDING_NAME, ModelInput
 from pneumo.preprocess import PreprocessSpec
 from pneumo.settings import Settings
 
@@ -39,9 +39,10 @@ def _embed(
 ) -> np.ndarray:
     out = []
     where = list(zip(rows[schema.SHARD], rows[schema.SHARD_INDEX], strict=True))
+    feed = ModelInput.of(session, spec)
     for start in range(0, len(where), BATCH):
         pixels = np.stack([reader.image(s, int(i)) for s, i in where[start : start + BATCH]])
-        out.append(session.run([EMBEDDING_NAME], {INPUT_NAME: spec.normalize(pixels)})[0])  # type: ignore[attr-defined]
+        out.append(session.run([EMBEDDING_NAME], feed(pixels))[0])  # type: ignore[attr-defined]
     return np.concatenate(out).astype(np.float32)
 
 

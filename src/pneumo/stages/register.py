@@ -37,9 +37,10 @@ from pneumo.errors import PneumoError
 from pneumo.models import architectures, checkpoint
 from pneumo.models.checkpoint import Checkpoint
 from pneumo.models.meta import CheckpointMeta
-from pneumo.packaging import package
-from pneumo.packaging.export import export_onnx, parity
-from pneumo.packaging.modelcard import ModelCard
+from pneumo.packaging import package, signature
+from pneumo.packaging.export import export_onnx, parity, with_metadata
+from pneumo.packaging.mlflow_model import mlflow_files
+from pneumo.packaging.modelcard import FORMAT, ModelCard
 from pneumo.packaging.registry import CARD_SHA_TAG, CHALLENGER, ModelRegistry
 from pneumo.packaging.training_images import training_images_bytes
 from pneumo.reports.modelcard_page import render_html as card_page
@@ -87,14 +88,14 @@ def _parity_images(data: PreparedData, n: int, settings: Settings) -> np.ndarray
 
 
 def _export(
-    ckpt: Checkpoint, data: PreparedData, cfg: RegisterConfig, settings: Settings
+    ckpt: Checkpoint, data: PreparedData, cfg: RegisterConfig, threshold: float, settings: Settings
 ) -> tuple[bytes, package.Verification, dict[str, Any]]:
     """(ONNX bytes, verification images, parity record); refuses an export that disagrees."""
     model, spec = checkpoint.restore_model(ckpt), ckpt.meta.preprocess
     log.info("exporting %s to ONNX (opset %d)", ckpt.meta.model.backbone, cfg.opset)
-    onnx = export_onnx(
-        model, spec.image.size, cfg.opset, architectures.spec(ckpt.meta.model.backbone).head
-    )
+    onnx = export_onnx(model, spec, cfg.opset, architectures.spec(ckpt.meta.model.backbone).head)
+    props = signature.metadata(spec, threshold, FORMAT, cfg.name, str(ckpt.meta.run_id))
+    onnx = with_metadata(onnx, props)
     pixels = _parity_images(data, cfg.parity_images, settings)
     with torch.inference_mode():
         check = parity(model, onnx, pixels, spec)
@@ -113,25 +114,29 @@ def _export(
 
 
 def _publish(
-    reg: ModelRegistry, run_id: str, files: dict[str, bytes], target: str, settings: Settings
+    reg: ModelRegistry,
+    run_id: str,
+    files: dict[str, bytes],
+    target: str,
+    artifact_path: str,
+    settings: Settings,
 ) -> str:
-    """Write the package to ``target`` and to the run's artifacts; returns the artifact URI."""
+    """Write the package, made an MLflow model, to ``target`` and to the run's artifacts;
+    returns its ``runs:/`` URI."""
     try:
-        run = reg.client.get_run(run_id)
+        reg.client.get_run(run_id)
     except Exception:
         raise PneumoError(
             f"run {run_id} is not in the MLflow tracking store {reg.uri}",
             hint="register with the same PNEUMO_MLFLOW_TRACKING_URI / PNEUMO_ROOT as training",
         ) from None
-    # Each registration gets its own artifact folder: a version's files never change later.
-    artifact_path = f"{paths.ARTIFACT_PACKAGES_DIR}/{uuid.uuid4().hex[:12]}"
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / paths.MODEL_DIR
         package.write_files(local, files)
         for name, data in files.items():
             storage.write_bytes(storage.join(target, name), data, settings)
         reg.client.log_artifacts(run_id, str(local), artifact_path)
-    return f"{run.info.artifact_uri.rstrip('/')}/{artifact_path}"
+    return f"runs:/{run_id}/{artifact_path}"
 
 
 def register(
@@ -159,7 +164,13 @@ def register(
     metrics = _test_metrics(ref, meta, test_folder, settings)
     target = out or storage.join(folder, paths.MODEL_DIR)
     data = load_prepared(datasets.resolve(meta.dataset, settings), settings)
-    onnx, verification, parity_record = _export(ckpt, data, cfg, settings)
+    threshold = metrics.get("threshold")
+    if not isinstance(threshold, int | float):
+        raise PneumoError(
+            f"the test evaluation in {test_folder} carries no operating threshold",
+            hint="evaluate the run again (`pneumo evaluate`), then register",
+        )
+    onnx, verification, parity_record = _export(ckpt, data, cfg, float(threshold), settings)
     reference = build_reference(onnx, data, ckpt.meta.preprocess, settings)
     reference_bytes = reference.to_bytes()
     ood = {
@@ -178,8 +189,12 @@ def register(
     files = package.package_files(
         onnx, card, card_page(card.to_dict()), verification, seen, reference_bytes
     )
+    # Each registration gets its own artifact folder: a version's files never change later.
+    artifact_path = f"{paths.ARTIFACT_PACKAGES_DIR}/{uuid.uuid4().hex[:12]}"
+    size = sum(len(data) for data in files.values())
+    files.update(mlflow_files(card, verification.pixels[0], meta.run_id, artifact_path, size))
     reg = ModelRegistry(settings, cfg.name)
-    source = _publish(reg, meta.run_id, files, target, settings)
+    source = _publish(reg, meta.run_id, files, target, artifact_path, settings)
     auroc = card.metrics.auroc if card.metrics else None
     test_auroc = auroc.value if auroc else None
     tags = {

@@ -135,7 +135,7 @@ class Tuner:
             self.tracker.reopen(known)
             return known
         tags = {"tune.study": self.name, "dataset": self.entry.name, "tune.storage": self.url}
-        parent = self.tracker.start(f"tune-{self.name}", tags)
+        parent = self.tracker.start(f"tune-{self.name}", tags, command="pneumo tune")
         self.tracker.params(parent, {"tune": self.cfg.tune.model_dump(mode="json")})
         self.tracker.artifact(parent, dump_config(self.cfg).encode(), paths.CONFIG)
         self.study.set_user_attr(studies.PARENT_RUN, parent)

@@ -143,7 +143,7 @@ class Run:
         p = self.parts
         tags = {"dataset": p.dataset, "backbone": p.cfg.train.backbone, "manifest_hash": p.hash}
         tags.update(self.supervision.tags)
-        self.run_id = tracker.start(f"{p.dataset}-{p.cfg.train.backbone}", tags)
+        self.run_id = tracker.start(f"{p.dataset}-{p.cfg.train.backbone}", tags, p.data_card)
         self.run_dir = storage.join(self.settings.runs, self.run_id)
         config_yaml = p.config_yaml()
         tracker.params(self.run_id, p.cfg.model_dump(mode="json"))

@@ -58,14 +58,14 @@ def score_splits(
     return out
 
 
-def predictor(model: torch.nn.Module) -> Callable[[np.ndarray], np.ndarray]:
-    """``predict(batch) -> probabilities`` for normalised float32 (N, 1, S, S) batches: the
-    binary head of ``model`` in float32 on the CPU, as the ONNX export computes it."""
+def predictor(model: torch.nn.Module, spec: PreprocessSpec) -> Callable[[np.ndarray], np.ndarray]:
+    """``predict(pixels) -> probabilities`` for uint8 (N, S, S) pixels normalised by ``spec``:
+    the binary head of ``model`` in float32 on the CPU, as the ONNX export computes it."""
     model = model.to("cpu").eval()
 
-    def predict(batch: np.ndarray) -> np.ndarray:
+    def predict(pixels: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
-            logits = model(torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)))
+            logits = model(torch.from_numpy(spec.normalize(pixels)))
         return torch.sigmoid(logits.float()[:, 0]).double().numpy()
 
     return predict
