@@ -123,12 +123,13 @@ def limit_problems(text: str, cfg: ServeSettings) -> list[str]:
     bodies = {
         "server": cfg.body_limit_bytes(1),
         "= /v1/predict/batch": cfg.body_limit_bytes(cfg.max_files),
+        "/v2/": cfg.infer_body_limit_bytes(),
     }
     for where, limit in bodies.items():
         values = _directive(blocks.get(where, ""), "client_max_body_size")
         if values != [[str(limit)]]:
             problems.append(f"{where}: client_max_body_size {values} is not {limit}")
-    for where in ("/v1/", "= /v1/predict/batch"):
+    for where in ("/v1/", "= /v1/predict/batch", "/v2/", "= /v2"):
         block = blocks.get(where, "")
         conns = {v[0]: v[1] for v in _directive(block, "limit_conn")}
         if conns.get("pneumo_all") != str(cfg.max_connections):

@@ -259,6 +259,14 @@ class ServeSettings(BaseSettings):
         (deploy/nginx's client_max_body_size values are these, for the defaults)."""
         return (self.max_upload_bytes + MULTIPART_OVERHEAD) * files
 
+    def infer_json_limit_bytes(self) -> int:
+        """The largest JSON part of a /v2 inference request: one file's worth in base64."""
+        return self.body_limit_bytes(1) * 4 // 3
+
+    def infer_body_limit_bytes(self) -> int:
+        """The largest /v2 inference request: max_files files as binary data after the JSON."""
+        return max(self.body_limit_bytes(self.max_files), self.infer_json_limit_bytes())
+
     def cache_dir(self, root: str) -> Path:
         if self.model_cache:
             return Path(self.model_cache).expanduser()

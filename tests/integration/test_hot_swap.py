@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import threading
 import time
@@ -20,24 +21,37 @@ pytestmark = pytest.mark.slow
 
 
 class Load:
-    """Threads posting one image in a loop, recording (status, version) of every answer."""
+    """Threads posting one image in a loop, half on /v1 and half on the Open Inference
+    Protocol's /v2 (which shares the model and its swaps), recording (status, version) of
+    every answer."""
 
     def __init__(self, url: str, image: bytes, threads: int = 4) -> None:
         self.url, self.image = url, image
         self.results: list[tuple[int, str | None]] = []
+        self.v2_answers = 0
         self.errors: list[str] = []
         self.stop = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self.threads = [
+            threading.Thread(target=self._run, args=(i % 2 == 1,), daemon=True)
+            for i in range(threads)
+        ]
 
-    def _run(self) -> None:
+    def _ask(self, session: requests.Session, v2: bool) -> tuple[int, str | None]:
+        if not v2:
+            files = {"file": ("x.png", self.image)}
+            r = session.post(f"{self.url}/v1/predict", files=files, timeout=30)
+            return r.status_code, r.json()["model"]["version"] if r.status_code == 200 else None
+        data = base64.b64encode(self.image).decode()
+        body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": [data]}]}
+        r = session.post(f"{self.url}/v2/models/pneumonia/infer", json=body, timeout=30)
+        self.v2_answers += r.status_code == 200
+        return r.status_code, r.json()["model_version"] if r.status_code == 200 else None
+
+    def _run(self, v2: bool) -> None:
         with requests.Session() as session:
             while not self.stop.is_set():
                 try:
-                    r = session.post(
-                        f"{self.url}/v1/predict", files={"file": ("x.png", self.image)}, timeout=30
-                    )
-                    version = r.json()["model"]["version"] if r.status_code == 200 else None
-                    self.results.append((r.status_code, version))
+                    self.results.append(self._ask(session, v2))
                 except Exception as exc:
                     self.errors.append(repr(exc))
 
@@ -91,8 +105,11 @@ def _swap_under_load(
             third = register(registered.run_id, RegisterConfig(), settings)
             from pneumo.packaging.registry import ModelRegistry
 
-            source = ModelRegistry(settings).info(third.version).source
-            model_file = Path(source.removeprefix("file://")) / "model.onnx"
+            reg = ModelRegistry(settings)
+            source = reg.info(third.version).source  # runs:/<run id>/<path in its artifacts>
+            artifacts = reg.client.get_run(registered.run_id).info.artifact_uri
+            within = source.removeprefix(f"runs:/{registered.run_id}/")
+            model_file = Path(artifacts.removeprefix("file://")) / within / "model.onnx"
             model_file.write_bytes(model_file.read_bytes()[:1000] + b"garbage")
             promote(PromoteConfig(), settings, version=third.version, reason="corrupt on purpose")
         deadline = time.monotonic() + 30
@@ -109,6 +126,7 @@ def _swap_under_load(
     assert third.version not in versions
     assert all(v == second.version for v in versions[served_after:])
     assert len(load.results) > served_after  # kept serving after the refusal
+    assert load.v2_answers > 0
     text = svc.logs()
     assert '"event": "model_swapped"' in text and '"event": "model_refused"' in text
     assert re.search(r"pneumo_model_swaps_total 1.0", text) is None  # metrics are not logged

@@ -5,6 +5,7 @@ service refuses. Each check is also shown to fail on a broken copy."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,17 @@ def test_nginx_in_front_of_the_service(registered: Registered, tmp_path: Path) -
             junk = post(proxy.url, b"not an image at all", key=key)
             assert junk.status_code in (415, 422) and junk.json()["error"], junk.text
             assert requests.get(f"{proxy.url}/readyz", timeout=10).status_code == 200
+            # the Open Inference Protocol: probes open, inference keyed, its own error form
+            assert requests.get(f"{proxy.url}/v2/health/ready", timeout=10).status_code == 200
+            data = [base64.b64encode(image).decode()]
+            body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "data": data}]}
+            infer = f"{proxy.url}/v2/models/pneumonia/infer"
+            v2 = requests.post(infer, json=body, headers={"Authorization": f"Bearer {key}"},
+                               timeout=30)  # fmt: skip
+            assert v2.status_code == 200, v2.text
+            assert v2.json()["outputs"][0]["data"] == [direct["probability"]]
+            no_key = requests.post(infer, json=body, timeout=30)
+            assert no_key.status_code == 401 and set(no_key.json()) == {"error"}
             assert requests.get(f"{proxy.url}/metrics", timeout=10).status_code == 404
         lines = [line for line in proxy.logs().splitlines() if line.startswith("{")]
         statuses = [json.loads(line)["status"] for line in lines]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +97,16 @@ def test_corrupt_package_is_refused(registered: Registered, tmp_path: Path) -> N
         load_model(folder, "pneumonia", "x")
 
 
-def test_gate_refuses_other_data_then_force_and_rollback_are_recorded() -> None:
+class Terminal(io.StringIO):
+    """A stderr that says it is a terminal: progress bars are drawn on it."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_gate_refuses_other_data_then_force_and_rollback_are_recorded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     settings = get_settings()
     runs = []
     for name, seed in (("first", 1), ("second", 2)):
@@ -103,7 +114,13 @@ def test_gate_refuses_other_data_then_force_and_rollback_are_recorded() -> None:
         runs.append(train(entry, load_config(None, TINY_TRAIN), settings, progress=False).run_id)
     v1 = register(runs[0], RegisterConfig(), settings).version
     promote(PromoteConfig(), settings, reason="first")
-    v2 = register(runs[1], RegisterConfig(), settings).version
+    terminal = Terminal()
+    with monkeypatch.context() as patched:  # a person at a terminal sees the long steps move
+        patched.setattr(sys, "stderr", terminal)
+        v2 = register(runs[1], RegisterConfig(), settings).version
+    drawn = terminal.getvalue()
+    assert "scoring test" in drawn and "bootstrap (" in drawn, drawn[-500:]  # its evaluation
+    assert "parity check (PyTorch, ONNX Runtime)" in drawn, drawn[-500:]
     with pytest.raises(PromotionRefusedError) as refused:
         promote(PromoteConfig(), settings)
     message = refused.value.message

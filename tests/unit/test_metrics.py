@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 import time
 from types import ModuleType
 from typing import Any
@@ -411,3 +413,27 @@ def test_reliability_bins() -> None:
 def test_calibration_needs_probabilities() -> None:
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         expected_calibration_error([0, 1], [0.2, 1.2])
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_the_bootstrap_draws_a_bar_only_at_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pneumo.metrics.resampling import bootstrap
+
+    rng = np.random.default_rng(3)
+    y = rng.random(80) < 0.4
+    p = np.clip(y * 0.3 + rng.random(80) * 0.7, 0, 1)
+    drawn = {}
+    for tty in (False, True):
+        stream = _Stream(tty)
+        monkeypatch.setattr(sys, "stderr", stream)
+        drawn[tty] = (bootstrap(y, p, ["auroc"], n_boot=300, seed=4), stream.getvalue())
+    assert drawn[False][1] == "" and "bootstrap (80 images)" in drawn[True][1]
+    assert drawn[False][0] == drawn[True][0]  # the bar changes nothing

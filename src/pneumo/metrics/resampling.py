@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from pneumo.metrics.arrays import BoolArray, FloatArray, IntArray
 from pneumo.metrics.names import AT_THRESHOLD, METRICS, RANKING, MetricName
@@ -169,14 +170,18 @@ def bootstrap(
     ranked = Ranked.of(y, p) if wanted_ranking else None
     predicted = p >= threshold if threshold is not None else None
     parts: dict[str, list[FloatArray]] = {m: [] for m in metrics}
-    for weights in resample_weights(y.size, codes, n_boot, seed):
-        values: dict[str, FloatArray] = {}
-        if ranked is not None:
-            values.update(ranking_metrics(ranked, weights, auprc="auprc" in metrics))
-        if predicted is not None and wanted_threshold:
-            values.update(threshold_metrics(y, predicted, weights))
-        for m in metrics:
-            parts[m].append(values[m])
+    # a bar for a person at a terminal (disable=None: off when stderr is not one)
+    with tqdm(total=n_boot, desc=f"bootstrap ({y.size} images)", unit="resample", leave=False,
+              disable=None) as bar:  # fmt: skip
+        for weights in resample_weights(y.size, codes, n_boot, seed):
+            values: dict[str, FloatArray] = {}
+            if ranked is not None:
+                values.update(ranking_metrics(ranked, weights, auprc="auprc" in metrics))
+            if predicted is not None and wanted_threshold:
+                values.update(threshold_metrics(y, predicted, weights))
+            for m in metrics:
+                parts[m].append(values[m])
+            bar.update(weights.shape[1])
     return {m: interval_of(np.concatenate(parts[m]), n_boot, alpha, m) for m in metrics}
 
 

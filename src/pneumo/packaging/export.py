@@ -23,12 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from pneumo import paths
 from pneumo.errors import PneumoError
 from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, ModelInput
 from pneumo.preprocess import FLAT, PreprocessSpec
+
+PARITY_CHUNK = 16  # images scored at a time by each runtime in the parity check
 
 
 class _Outputs(torch.nn.Module):
@@ -133,8 +136,18 @@ def parity(model: torch.nn.Module, onnx: bytes, pixels: np.ndarray, spec: Prepro
     ort = onnxruntime()
 
     model = model.eval().cpu()
-    with torch.inference_mode():
-        ref = torch.sigmoid(model(torch.from_numpy(spec.normalize(pixels)))).numpy()[:, 0]
     session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
-    out = session.run([OUTPUT_NAME], ModelInput.of(session, spec)(pixels))[0][:, 0]
-    return Parity(ref.astype(np.float64), np.asarray(out, dtype=np.float64))
+    feed = ModelInput.of(session, spec)
+    ref, out = [], []
+    # a bar for a person at a terminal (disable=None: off when stderr is not one)
+    with tqdm(total=len(pixels), desc="parity check (PyTorch, ONNX Runtime)", unit="image",
+              leave=False, disable=None) as bar, torch.inference_mode():  # fmt: skip
+        for start in range(0, len(pixels), PARITY_CHUNK):
+            part = pixels[start : start + PARITY_CHUNK]
+            ref.append(torch.sigmoid(model(torch.from_numpy(spec.normalize(part)))).numpy()[:, 0])
+            out.append(session.run([OUTPUT_NAME], feed(part))[0][:, 0])
+            bar.update(len(part))
+    torch_p, onnx_p = (
+        np.concatenate(x).astype(np.float64) if x else np.zeros(0) for x in (ref, out)
+    )
+    return Parity(torch_p, onnx_p)

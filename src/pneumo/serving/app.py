@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 
 from pneumo import __version__
 from pneumo.render.html import render
-from pneumo.serving.api_errors import ApiError
+from pneumo.serving.api_errors import ApiError, error_body
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.logs import event
 from pneumo.serving.middleware import Limits, RequestMiddleware
@@ -22,6 +22,7 @@ from pneumo.serving.prometheus import Metrics
 from pneumo.serving.routes import router
 from pneumo.serving.source import ModelSource
 from pneumo.serving.state import ServiceState
+from pneumo.serving.v2_routes import router as v2_router
 from pneumo.settings import ServeSettings
 
 DOCS_ASSETS = "/docs-assets"
@@ -98,8 +99,11 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     app.state.batcher = MicroBatcher(cfg.max_batch, cfg.max_wait_ms / 1000, metrics.observe_batch)
     app.state.page = render("service.html.j2")  # the web page at /, rendered once
     app.include_router(router)
+    app.include_router(v2_router)
 
     def body_limit(path: str) -> int:
+        if path.startswith("/v2/") and path.endswith("/infer"):
+            return cfg.infer_body_limit_bytes()
         return cfg.body_limit_bytes(cfg.max_files if path.endswith("/batch") else 1)
 
     limits = Limits(body_limit, cfg.keys, cfg.body_idle_s, cfg.body_timeout_s, cfg.max_in_flight)
@@ -109,16 +113,14 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         request.state.log = {"error": exc.code}
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-        return JSONResponse(
-            {"error": exc.code, "detail": exc.detail}, status_code=exc.status, headers=headers
-        )
+        body = error_body(request.url.path, exc.code, exc.detail)
+        return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         request.state.log = {"error": "invalid_request"}
-        return JSONResponse(
-            {"error": "invalid_request", "detail": _validation_message(exc)}, status_code=422
-        )
+        body = error_body(request.url.path, "invalid_request", _validation_message(exc))
+        return JSONResponse(body, status_code=422)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -126,7 +128,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
             exc.status_code, "http_error"
         )
         return JSONResponse(
-            {"error": code, "detail": str(exc.detail)},
+            error_body(request.url.path, code, str(exc.detail)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import hmac
 
-# Routes that need a key when keys are set; the health probes, metrics and the page do not.
-PROTECTED_PREFIXES = ("/v1/",)
+# Routes that need a key when keys are set; the health probes (/healthz, /readyz and the
+# protocol's /v2/health/*), metrics and the page do not.
+PROTECTED_PREFIXES = ("/v1/", "/v2/")
 UNAUTHORIZED = "a valid API key is required: Authorization: Bearer <key>"
 
 
 def is_protected(path: str) -> bool:
-    return path.startswith(PROTECTED_PREFIXES)
+    if path.startswith("/v2/health/"):
+        return False
+    return path == "/v2" or path.startswith(PROTECTED_PREFIXES)
 
 
 def key_matches(header: str, keys: tuple[str, ...]) -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from pneumo.serving.api_errors import error_body
 from pneumo.serving.auth import UNAUTHORIZED, is_protected, key_matches
 from pneumo.serving.logs import event
 from pneumo.serving.prometheus import Metrics
@@ -42,9 +43,9 @@ class Limits:
     max_in_flight: int = 64  # requests on the protected routes at once
 
 
-def _json_response(status: int, refusal: Refusal, request_id: str) -> list[Message]:
+def _json_response(status: int, refusal: Refusal, request_id: str, path: str) -> list[Message]:
     _status, body, extra = refusal
-    payload = json.dumps(body).encode()
+    payload = json.dumps(error_body(path, body["error"], body["detail"])).encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(payload)).encode()),
@@ -109,7 +110,7 @@ class RequestMiddleware:
             if refused is not None:
                 state["status"] = refused[0]
                 scope["state"]["log"] = {"error": refused[1]["error"]}
-                for message in _json_response(refused[0], refused, request_id):
+                for message in _json_response(refused[0], refused, request_id, scope["path"]):
                     await send(message)
                 return
             self.in_flight += is_protected(scope["path"])
@@ -148,7 +149,7 @@ class RequestMiddleware:
                     state["status"] = refusal[0]
                     if refusal[0] == 413:
                         await _drain(receive, 8 * limit)
-                    for ours in _json_response(refusal[0], refusal, rid):
+                    for ours in _json_response(refusal[0], refusal, rid, scope["path"]):
                         await send(ours)
                 return
             if message["type"] == "http.response.start":

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
-from collections.abc import Callable
 from typing import Annotated, Any
 
-import anyio
-import numpy as np
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
@@ -17,8 +12,8 @@ from pneumo.packaging.card_fields import public_fields
 from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
-from pneumo.serving.budget import DecodeBudget
-from pneumo.serving.inputs import ApiError, inspect_upload, prepare_upload
+from pneumo.serving.inputs import ApiError
+from pneumo.serving.judge import score_all, score_file, too_large
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.schemas import (
     BatchItem,
@@ -52,58 +47,14 @@ def require_key(request: Request) -> None:
 Protected = Annotated[None, Depends(require_key)]
 
 
-async def _slow_lane(state: ServiceState, job: Callable[[], np.ndarray]) -> np.ndarray:
-    future = asyncio.wrap_future(state.heavy.submit(job))
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:  # the client left: the decode keeps its budget until done
-        await asyncio.wait([future])
-        raise
-
-
 async def _score(
     state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
 ) -> Score:
-    try:
-        return await _judged(state, batcher, upload, model, label)
-    except ApiError as exc:
-        if exc.status in (415, 422):
-            state.metrics.refused.labels(exc.code).inc()
-        raise
-
-
-async def _judged(
-    state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
-) -> Score:
-    limit = state.cfg.max_upload_bytes
-    if upload.size is not None and upload.size > limit:
-        raise ApiError(
-            413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
-        )
+    if upload.size is not None and upload.size > state.cfg.max_upload_bytes:
+        raise too_large(state, label)
     with batcher.preparing():
         data = await upload.read()
-        if len(data) > limit:
-            raise ApiError(
-                413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
-            )
-        budget: DecodeBudget = state.budget
-        policy, pixels = state.policy, state.cfg.max_image_pixels
-        need = await anyio.to_thread.run_sync(
-            inspect_upload, data, policy, model.spec, budget.capacity, pixels, label
-        )
-        job = functools.partial(prepare_upload, data, model.spec, label, policy, pixels)
-        async with budget.reserve(need):
-            if need > state.cfg.heavy_decode_mb * 2**20:  # the slow lane (serving/heavy.py)
-                array = await _slow_lane(state, job)
-            else:
-                array = await anyio.to_thread.run_sync(job)
-    score = await batcher.submit(array, model)
-    if score.ood is not None:
-        state.metrics.ood.observe(score.ood)
-    policy.check_ood(score.ood, policy.ood_limit(model.reference), label)
-    state.metrics.scores.observe(score.probability)
-    state.metrics.predictions.labels(model.decide(score.probability)[0]).inc()
-    return score
+    return await score_file(state, batcher, data, model, label)
 
 
 @router.post("/v1/predict", response_model=Prediction, responses=ERRORS, tags=["predict"])
@@ -141,24 +92,9 @@ async def predict_batch(
         )
     model = state.model
     batcher: MicroBatcher = request.app.state.batcher
-    tasks = [
-        asyncio.ensure_future(_score(state, batcher, f, model, f"files[{i}]"))
-        for i, f in enumerate(files)
-    ]
-    try:
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        raise
-    failures = [r for r in results if isinstance(r, BaseException)]
-    if failures:  # every bad file, in the order sent; the status is the first one's
-        first = failures[0]
-        if not all(isinstance(f, ApiError) for f in failures) or not isinstance(first, ApiError):
-            raise next(f for f in failures if not isinstance(f, ApiError))
-        detail = "; ".join(f.detail for f in failures if isinstance(f, ApiError))
-        raise ApiError(first.status, first.code, detail)
-    scores = [r for r in results if isinstance(r, Score)]
+    scores = await score_all(
+        [_score(state, batcher, f, model, f"files[{i}]") for i, f in enumerate(files)]
+    )
     decisions = [model.decide(s.probability) for s in scores]
     items = [
         BatchItem(

@@ -1,0 +1,121 @@
+"""Scoring one image for any route: the decode budget and lanes, the batcher, the OOD refusal.
+
+``/v1`` (multipart uploads) and ``/v2`` (Open Inference Protocol tensors) both score through
+here, so an image is judged the same way whichever protocol carried it, and shares the
+micro-batches and the hot-swapped model with every other request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import anyio
+import numpy as np
+
+from pneumo.serving.api_errors import ApiError
+from pneumo.serving.batching import MicroBatcher
+from pneumo.serving.budget import DecodeBudget
+from pneumo.serving.inputs import inspect_upload, prepare_upload
+from pneumo.serving.model import LoadedModel, Score
+from pneumo.serving.state import ServiceState
+
+
+def too_large(state: ServiceState, label: str) -> ApiError:
+    return ApiError(
+        413, "too_large", f"{label}: file above the limit of {state.cfg.max_upload_mb:g} MB"
+    )
+
+
+async def _counted(state: ServiceState, work: Coroutine[Any, Any, Score]) -> Score:
+    """``work``'s score; a refusal by the input policy is counted by reason."""
+    try:
+        return await work
+    except ApiError as exc:
+        if exc.status in (415, 422):
+            state.metrics.refused.labels(exc.code).inc()
+        raise
+
+
+async def _slow_lane(state: ServiceState, job: Callable[[], np.ndarray]) -> np.ndarray:
+    future = asyncio.wrap_future(state.heavy.submit(job))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:  # the client left: the decode keeps its budget until done
+        await asyncio.wait([future])
+        raise
+
+
+async def decoded(state: ServiceState, data: bytes, model: LoadedModel, label: str) -> np.ndarray:
+    """An encoded file (PNG, JPEG, DICOM) → uint8 pixels at the model's size, under the input
+    policy, inside the decode budget (big decodes in the slow lane, serving/heavy.py)."""
+    if len(data) > state.cfg.max_upload_bytes:
+        raise too_large(state, label)
+    budget: DecodeBudget = state.budget
+    policy, pixels = state.policy, state.cfg.max_image_pixels
+    need = await anyio.to_thread.run_sync(
+        inspect_upload, data, policy, model.spec, budget.capacity, pixels, label
+    )
+    job = functools.partial(prepare_upload, data, model.spec, label, policy, pixels)
+    async with budget.reserve(need):
+        if need > state.cfg.heavy_decode_mb * 2**20:
+            return await _slow_lane(state, job)
+        return await anyio.to_thread.run_sync(job)
+
+
+async def _judged(
+    state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, label: str
+) -> Score:
+    score = await batcher.submit(pixels, model)
+    policy = state.policy
+    if score.ood is not None:
+        state.metrics.ood.observe(score.ood)
+    policy.check_ood(score.ood, policy.ood_limit(model.reference), label)
+    state.metrics.scores.observe(score.probability)
+    state.metrics.predictions.labels(model.decide(score.probability)[0]).inc()
+    return score
+
+
+async def _from_file(
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, label: str
+) -> Score:
+    with batcher.preparing():
+        pixels = await decoded(state, data, model, label)
+    return await _judged(state, batcher, pixels, model, label)
+
+
+def score_file(
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, label: str
+) -> Coroutine[Any, Any, Score]:
+    """Score an encoded file; errors name it by ``label``."""
+    return _counted(state, _from_file(state, batcher, data, model, label))
+
+
+def score_pixels(
+    state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, label: str
+) -> Coroutine[Any, Any, Score]:
+    """Score uint8 pixels (1, S, S) already at the model's size (model.onnx's input, one image)."""
+    return _counted(state, _judged(state, batcher, pixels, model, label))
+
+
+async def score_all(jobs: list[Coroutine[Any, Any, Score]]) -> list[Score]:
+    """Every job's score, scored concurrently (they share micro-batches). Any failure fails the
+    whole: one error naming every bad image in the order sent, with the first one's status."""
+    tasks = [asyncio.ensure_future(job) for job in jobs]
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        raise
+    failures = [r for r in results if isinstance(r, BaseException)]
+    if failures:
+        unexpected = [f for f in failures if not isinstance(f, ApiError)]
+        if unexpected:
+            raise unexpected[0]
+        refusals = [f for f in failures if isinstance(f, ApiError)]
+        detail = "; ".join(f.detail for f in refusals)
+        raise ApiError(refusals[0].status, refusals[0].code, detail)
+    return [r for r in results if isinstance(r, Score)]
