@@ -1,0 +1,81 @@
+"""The drift tests: their statistics against direct formulas and scipy, their false alarms and
+power on samples with a known answer (embeddings with low-rank structure, as a network's are)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from pneumo.monitoring.drift import Projection, ks_test, mmd_test
+
+ALPHA = 0.05
+
+
+def embeddings(rng: np.random.Generator, n: int, shift: float = 0.0, d: int = 64) -> np.ndarray:
+    """Points near a 4-dimensional subspace of R^d (fixed by seed 0), shifted along it."""
+    basis = np.random.default_rng(0).normal(size=(4, d))
+    latent = rng.normal(size=(n, 4)) + np.array([shift, 0, 0, 0])
+    out: np.ndarray = latent @ basis + 3.0 + 0.1 * rng.normal(size=(n, d))
+    return out
+
+
+def test_ks_matches_scipy() -> None:
+    rng = np.random.default_rng(1)
+    for shift in (0.0, 0.2, 0.5, 1.0):
+        a, b = rng.normal(size=400), rng.normal(shift, size=50)
+        ours, theirs = ks_test(a, b), stats.ks_2samp(a, b, method="asymp")
+        assert ours.statistic == pytest.approx(theirs.statistic, abs=1e-12)
+        assert ours.p_value == pytest.approx(theirs.pvalue, abs=5e-3)
+    with pytest.raises(ValueError, match="both sides"):
+        ks_test(np.array([]), np.array([1.0]))
+
+
+def _mmd2_direct(x: np.ndarray, y: np.ndarray, scale: float) -> float:
+    def k(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        result: np.ndarray = np.exp(-np.sum((a[:, None] - b[None]) ** 2, axis=2) / scale)
+        return result
+
+    n, m = len(x), len(y)
+    kxx, kyy = k(x, x), k(y, y)
+    return float(
+        (kxx.sum() - n) / (n * (n - 1)) + (kyy.sum() - m) / (m * (m - 1)) - 2 * k(x, y).mean()
+    )
+
+
+def test_mmd_statistic_is_the_unbiased_estimate() -> None:
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(30, 3)), rng.normal(0.5, size=(20, 3))
+    pooled = np.vstack([x, y])
+    dist = np.sum((pooled[:, None] - pooled[None]) ** 2, axis=2)
+    scale = float(np.median(dist[~np.eye(50, dtype=bool)]))
+    result = mmd_test(x, y, permutations=50)
+    assert result.statistic == pytest.approx(_mmd2_direct(x, y, scale), rel=1e-9)
+    assert (result.n_reference, result.n_window) == (30, 20)
+    assert 1 / 51 <= result.p_value <= 1.0
+
+
+def _alarm_rate(shift: float, windows: int = 40) -> float:
+    rng = np.random.default_rng(3)
+    projection = Projection.fit(embeddings(rng, 400))  # fitted on other images (the bank)
+    reference = projection(embeddings(rng, 300))
+    flags = [
+        mmd_test(reference, projection(embeddings(rng, 50, shift)), seed=i).drifted(ALPHA)
+        for i in range(windows)
+    ]
+    return float(np.mean(flags))
+
+
+def test_mmd_false_alarms_near_alpha_and_power_on_a_shift() -> None:
+    assert _alarm_rate(0.0) <= 0.10  # alpha 0.05 over 40 windows
+    assert _alarm_rate(1.0) >= 0.95
+
+
+def test_projection_checks_shapes() -> None:
+    rng = np.random.default_rng(4)
+    projection = Projection.fit(rng.normal(size=(20, 16)), k=4)
+    assert projection(rng.normal(size=(5, 16))).shape == (5, 4)
+    with pytest.raises(ValueError, match="16"):
+        projection(rng.normal(size=(5, 8)))
+    with pytest.raises(ValueError, match="at least 2"):
+        Projection.fit(rng.normal(size=(1, 16)))
