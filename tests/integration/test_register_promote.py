@@ -49,6 +49,13 @@ def test_registered_package_is_complete_and_verified(registered: Registered) -> 
     np.testing.assert_allclose(got, pkg.verification.probabilities, atol=1e-4)
     # dynamic batch axis: any batch size runs
     assert model.predict(np.repeat(pkg.verification.pixels[:1], 7, 0)).shape == (7,)
+    # the drift reference: validation images' probabilities are the model's own, row-aligned
+    assert pkg.reference is not None and pkg.reference.drift is not None
+    drift = pkg.reference.drift
+    assert len(drift.embeddings) == len(drift.scores) == len(drift.stats["mean_intensity"])
+    assert float(drift.scores.min()) >= 0.0 and float(drift.scores.max()) <= 1.0
+    assert card["ood"]["drift"]["statistics"] == sorted(drift.stats)
+    assert sum(drift.modes.values()) >= len(drift.scores)  # modes count every val image
 
 
 def test_the_model_file_takes_pixels_and_says_how_it_was_made(registered: Registered) -> None:

@@ -198,3 +198,5 @@ def test_a_model_registered_by_the_release_serves(tmp_path: Path) -> None:
     assert body["threshold"] == card["threshold"]["value"]  # type: ignore[index]
     assert body["probability"] == pytest.approx(expected_probability(card, image), abs=1e-6)
     assert info["card"]["preprocessing"] == card["preprocessing"]
+    assert info["monitoring"]["drift_detection"] is False  # and it says why
+    assert "registered before drift references" in info["monitoring"]["detail"]

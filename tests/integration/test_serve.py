@@ -45,6 +45,9 @@ def test_threshold_is_the_validation_threshold_of_the_card(live_service: LiveSer
     )  # fmt: skip
     assert card["threshold"]["chosen_on"] == "val"
     assert card["threshold"]["value"] == metrics["threshold"]
+    assert info["monitoring"]["drift_detection"] is True, info["monitoring"]
+    drift = card["ood"]["drift"]
+    assert drift["split"] == "val" and drift["images"] >= 2 and "embedding_mmd" in drift["tests"]
     r = post(live_service.url, live_service.image.read_bytes())
     assert r.json()["threshold"] == metrics["threshold"]
     page = requests.get(f"{live_service.url}/v1/model/card", timeout=10)

@@ -79,3 +79,25 @@ def test_projection_checks_shapes() -> None:
         projection(rng.normal(size=(5, 8)))
     with pytest.raises(ValueError, match="at least 2"):
         Projection.fit(rng.normal(size=(1, 16)))
+
+
+def test_the_drift_reference_travels_in_reference_npz_and_old_files_have_none() -> None:
+    from pneumo.monitoring.baseline import build_drift_reference
+    from pneumo.packaging.reference import Reference, fit_reference
+
+    rng = np.random.default_rng(5)
+    bank, val = embeddings(rng, 120), embeddings(rng, 40)
+    stats = {"mean_intensity": rng.random(40) * 255, "orig_width": np.full(40, 1024.0)}
+    drift = build_drift_reference(bank, val, rng.random(40), stats, {"L": 39, "I;16": 1}, sample=30)
+    assert drift.embeddings.shape == (30, 8) and len(drift.scores) == 30
+    old = fit_reference(bank, val)
+    back = Reference.from_bytes(Reference(**{**old.__dict__, "drift": drift}).to_bytes())
+    assert back.drift is not None and back.drift.modes == {"I;16": 1, "L": 39}
+    np.testing.assert_array_equal(back.drift.embeddings, drift.embeddings)
+    np.testing.assert_array_equal(back.drift.stats["orig_width"], drift.stats["orig_width"])
+    assert back.summary()["drift"]["tests"] == [
+        "embedding_mmd", "score_ks", "mean_intensity_ks", "orig_width_ks",
+    ]  # fmt: skip
+    assert Reference.from_bytes(old.to_bytes()).drift is None  # written before drift references
+    with pytest.raises(ValueError, match="row-aligned"):
+        build_drift_reference(bank, val, rng.random(39), stats, {})

@@ -143,6 +143,7 @@ class CardOOD(_Section):
     val_images: int | None = None
     file: str | None = None
     sha256: str | None = None
+    drift: dict[str, Any] | None = None  # the drift reference's record (monitoring.baseline)
 
 
 class ModelCard(_Section):

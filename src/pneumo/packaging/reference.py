@@ -22,6 +22,8 @@ from typing import Any, Final
 
 import numpy as np
 
+from pneumo.monitoring.baseline import DriftReference
+
 METHOD: Final = "knn-cosine"
 DEFAULT_K: Final = 10
 DEFAULT_QUANTILE: Final = 0.99
@@ -45,6 +47,7 @@ class Reference:
     threshold: float
     quantile: float
     val_images: int
+    drift: DriftReference | None = None  # absent in references written before drift detection
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """float64 (N,): cosine distance of each embedding to its k-th nearest bank entry."""
@@ -73,14 +76,17 @@ class Reference:
             "method": METHOD, "k": self.k, "bank_images": len(self.bank),
             "features": int(self.bank.shape[1]), "threshold": round(self.threshold, 6),
             "quantile": self.quantile, "chosen_on": "val", "val_images": self.val_images,
+            **({"drift": self.drift.summary()} if self.drift is not None else {}),
         }  # fmt: skip
 
     def to_bytes(self) -> bytes:
+        arrays: dict[str, Any] = {
+            "bank": self.bank, "k": self.k, "threshold": self.threshold,
+            "quantile": self.quantile, "val_images": self.val_images,
+            **(self.drift.arrays() if self.drift is not None else {}),
+        }  # fmt: skip
         buf = io.BytesIO()
-        np.savez_compressed(
-            buf, bank=self.bank, k=self.k, threshold=self.threshold, quantile=self.quantile,
-            val_images=self.val_images,
-        )  # fmt: skip
+        np.savez_compressed(buf, **arrays)
         return buf.getvalue()
 
     @classmethod
@@ -89,6 +95,7 @@ class Reference:
             return cls(
                 np.asarray(npz["bank"], dtype=np.float16), int(npz["k"]),
                 float(npz["threshold"]), float(npz["quantile"]), int(npz["val_images"]),
+                DriftReference.from_arrays(npz),
             )  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from pneumo.serving.schemas import (
     Health,
     ModelInfo,
     ModelRef,
+    Monitoring,
     Prediction,
 )
 from pneumo.serving.state import ServiceState
@@ -115,7 +116,24 @@ async def model_card(request: Request, _: Protected) -> ModelInfo:
     """The served model's card: preprocessing, threshold, metrics with intervals, data, limits."""
     model = service(request).model
     card = public_fields(model.card.to_dict())  # cards registered before paths were cut
-    return ModelInfo(name=model.name, version=model.version, card=card)
+    return ModelInfo(
+        name=model.name, version=model.version, card=card, monitoring=_monitoring(model)
+    )
+
+
+def _monitoring(model: LoadedModel) -> Monitoring:
+    drift = model.reference.drift if model.reference is not None else None
+    if drift is None:
+        return Monitoring(
+            drift_detection=False,
+            detail="registered before drift references: no drift detection for this version "
+            "(register the model again to get one)",
+        )
+    return Monitoring(
+        drift_detection=True,
+        detail=f"drift reference: {len(drift.scores)} validation images, "
+        f"{drift.projection.components.shape[0]} embedding components",
+    )
 
 
 @router.get("/v1/model/card", response_class=HTMLResponse, tags=["model"])

@@ -45,10 +45,18 @@ class BatchPrediction(BaseModel):
     ood_threshold: float | None = None
 
 
+class Monitoring(BaseModel):
+    drift_detection: bool = Field(
+        description="The model carries a drift reference (its validation images, summarised)."
+    )
+    detail: str
+
+
 class ModelInfo(BaseModel):
     name: str
     version: str
     card: dict[str, Any]
+    monitoring: Monitoring
 
 
 class ErrorBody(BaseModel):

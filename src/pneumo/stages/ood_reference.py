@@ -2,11 +2,14 @@
 
 The exported ONNX model (what the service will run) embeds a seeded sample of the training
 images (the bank) and the validation images (which choose the threshold); see
-:mod:`pneumo.packaging.reference` for the score and why.
+:mod:`pneumo.packaging.reference` for the score and why. The same pass gives the drift
+reference (:mod:`pneumo.monitoring.baseline`): the validation images' embeddings on the bank's
+principal directions, their probabilities and input statistics.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -17,14 +20,16 @@ from pneumo.data import schema
 from pneumo.data.cache import CacheReader
 from pneumo.data.prepared import PreparedData
 from pneumo.errors import PneumoError
+from pneumo.monitoring.baseline import build_drift_reference
 from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging.reference import BANK_SIZE, Reference, fit_reference
-from pneumo.packaging.signature import EMBEDDING_NAME, ModelInput
+from pneumo.packaging.signature import EMBEDDING_NAME, OUTPUT_NAME, ModelInput
 from pneumo.preprocess import PreprocessSpec
 from pneumo.settings import Settings
 
 log = logging.getLogger(__name__)
 BATCH = 64
+INPUT_STATS = (schema.MEAN_INTENSITY, schema.STD_INTENSITY, schema.ORIG_WIDTH, schema.ORIG_HEIGHT)
 MAX_VAL = (
     4000  # validation images embedded at most (the threshold's quantile is stable long before)
 )
@@ -36,14 +41,26 @@ def _sample(frame: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
 
 def _embed(
     session: object, reader: CacheReader, rows: pd.DataFrame, spec: PreprocessSpec
-) -> np.ndarray:
-    out = []
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings (N, D) and probabilities (N,) of ``rows``' cached images."""
+    out, probs = [], []
     where = list(zip(rows[schema.SHARD], rows[schema.SHARD_INDEX], strict=True))
     feed = ModelInput.of(session, spec)
     for start in range(0, len(where), BATCH):
         pixels = np.stack([reader.image(s, int(i)) for s, i in where[start : start + BATCH]])
-        out.append(session.run([EMBEDDING_NAME], feed(pixels))[0])  # type: ignore[attr-defined]
-    return np.concatenate(out).astype(np.float32)
+        p, emb = session.run([OUTPUT_NAME, EMBEDDING_NAME], feed(pixels))  # type: ignore[attr-defined]
+        out.append(emb)
+        probs.append(np.asarray(p).reshape(-1))
+    return np.concatenate(out).astype(np.float32), np.concatenate(probs).astype(np.float32)
+
+
+def _input_stats(rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The manifest's per-image input statistics that every prepared dataset has."""
+    return {
+        c: rows[c].to_numpy(dtype=np.float32)
+        for c in INPUT_STATS
+        if c in rows and rows[c].notna().all()
+    }
 
 
 def build_reference(
@@ -57,11 +74,17 @@ def build_reference(
     ort = onnxruntime()
     session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
     reader = CacheReader(data.cache, settings)
-    bank = _embed(session, reader, _sample(train, BANK_SIZE, seed), spec)
-    held = _embed(session, reader, _sample(val, MAX_VAL, seed), spec)
+    bank, _ = _embed(session, reader, _sample(train, BANK_SIZE, seed), spec)
+    val_rows = _sample(val, MAX_VAL, seed)
+    held, val_scores = _embed(session, reader, val_rows, spec)
     reference = fit_reference(bank, held, seed=seed)
+    modes: dict[str, int] = {}
+    if schema.SRC_MODE in val:
+        counts = val[schema.SRC_MODE].fillna("unknown").astype(str).value_counts()
+        modes = {str(mode): int(n) for mode, n in counts.items()}
+    drift = build_drift_reference(bank, held, val_scores, _input_stats(val_rows), modes, seed=seed)
     log.info(
-        "out-of-distribution reference: %d train / %d val images, threshold %.4f (%.2fs)",
-        len(bank), len(held), reference.threshold, time.perf_counter() - start,
+        "out-of-distribution and drift reference: %d train / %d val images, threshold %.4f "
+        "(%.2fs)", len(bank), len(held), reference.threshold, time.perf_counter() - start,
     )  # fmt: skip
-    return reference
+    return dataclasses.replace(reference, drift=drift)
