@@ -55,7 +55,7 @@ def test_registered_package_is_complete_and_verified(registered: Registered) -> 
     assert len(drift.embeddings) == len(drift.scores) == len(drift.stats["mean_intensity"])
     assert float(drift.scores.min()) >= 0.0 and float(drift.scores.max()) <= 1.0
     assert card["ood"]["drift"]["statistics"] == sorted(drift.stats)
-    assert sum(drift.modes.values()) >= len(drift.scores)  # modes count every val image
+    assert sum(drift.counts["src_mode"].values()) >= len(drift.scores)  # every val image
 
 
 def test_the_model_file_takes_pixels_and_says_how_it_was_made(registered: Registered) -> None:

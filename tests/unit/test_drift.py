@@ -88,11 +88,13 @@ def test_the_drift_reference_travels_in_reference_npz_and_old_files_have_none() 
     rng = np.random.default_rng(5)
     bank, val = embeddings(rng, 120), embeddings(rng, 40)
     stats = {"mean_intensity": rng.random(40) * 255, "orig_width": np.full(40, 1024.0)}
-    drift = build_drift_reference(bank, val, rng.random(40), stats, {"L": 39, "I;16": 1}, sample=30)
+    drift = build_drift_reference(
+        bank, val, rng.random(40), stats, {"src_mode": {"L": 39, "I;16": 1}}, sample=30
+    )
     assert drift.embeddings.shape == (30, 8) and len(drift.scores) == 30
     old = fit_reference(bank, val)
     back = Reference.from_bytes(Reference(**{**old.__dict__, "drift": drift}).to_bytes())
-    assert back.drift is not None and back.drift.modes == {"I;16": 1, "L": 39}
+    assert back.drift is not None and back.drift.counts == {"src_mode": {"I;16": 1, "L": 39}}
     np.testing.assert_array_equal(back.drift.embeddings, drift.embeddings)
     np.testing.assert_array_equal(back.drift.stats["orig_width"], drift.stats["orig_width"])
     assert back.summary()["drift"]["tests"] == [

@@ -63,6 +63,16 @@ def _input_stats(rows: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def _facts(rows: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Categorical input facts counted over ``rows``: the source pixel mode, the view."""
+    out = {}
+    for column in (schema.SRC_MODE, schema.VIEW):
+        if column in rows and rows[column].notna().any():
+            counts = rows[column].fillna("unknown").astype(str).value_counts()
+            out[column] = {str(value): int(n) for value, n in counts.items()}
+    return out
+
+
 def build_reference(
     onnx: bytes, data: PreparedData, spec: PreprocessSpec, settings: Settings, seed: int = 0
 ) -> Reference:
@@ -78,11 +88,8 @@ def build_reference(
     val_rows = _sample(val, MAX_VAL, seed)
     held, val_scores = _embed(session, reader, val_rows, spec)
     reference = fit_reference(bank, held, seed=seed)
-    modes: dict[str, int] = {}
-    if schema.SRC_MODE in val:
-        counts = val[schema.SRC_MODE].fillna("unknown").astype(str).value_counts()
-        modes = {str(mode): int(n) for mode, n in counts.items()}
-    drift = build_drift_reference(bank, held, val_scores, _input_stats(val_rows), modes, seed=seed)
+    counts = _facts(val)
+    drift = build_drift_reference(bank, held, val_scores, _input_stats(val_rows), counts, seed=seed)
     log.info(
         "out-of-distribution and drift reference: %d train / %d val images, threshold %.4f "
         "(%.2fs)", len(bank), len(held), reference.threshold, time.perf_counter() - start,
