@@ -20,6 +20,8 @@ DEMO_DIR = "demo"  # which run `pneumo demo` trained for each dataset and config
 PREDICTIONS_DIR = "predictions"  # `pneumo predict`'s default table
 EVALUATIONS_DIR = "evaluations"  # external evaluations of registered versions and packages
 TUNING_DIR = "tuning"  # `pneumo tune`: the study database and one folder per study
+RECORDS_DIR = "monitoring/records"  # the service's prediction records, a folder per replica
+RECORD_SUFFIX = ".records.parquet"  # one segment of records
 OPTUNA_DB = "optuna.db"
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")

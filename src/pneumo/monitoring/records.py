@@ -1,0 +1,143 @@
+"""The service's prediction records: one row per scored image, kept in segment files.
+
+A record has no pixels, file names or DICOM values: the time, the model version, the request
+id, the probability and decision, the out-of-distribution score, the embedding projected on
+the model's drift reference (8 numbers, not the features themselves) and input statistics
+(intensity mean and spread of the decoded image, the source's size and pixel mode).
+
+Records are buffered in memory and written as Parquet segments under
+``<records_url>/<replica>/``, each segment whole or not at all (:func:`storage.atomic_open`;
+one object on S3), named by the time of its first record and a random part, so restarts and
+replicas never overwrite one another. A segment is written when it holds ``segment_records``
+or its first record is ``segment_seconds`` old, and on shutdown; segments past ``keep_days``
+or beyond ``max_segments`` are deleted, oldest first. What was buffered when a process is
+killed is lost (at most one segment); what was written survives.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+
+from pneumo import paths, storage
+from pneumo.monitor_settings import MonitorSettings
+from pneumo.settings import Settings
+
+COLUMNS = (
+    "time", "model_version", "request_id", "probability", "positive", "ood_score", "embedding",
+    "mean_intensity", "std_intensity", "orig_width", "orig_height", "src_mode",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Record:
+    time: float  # seconds since the epoch (UTC)
+    model_version: str
+    request_id: str
+    probability: float
+    positive: bool
+    ood_score: float | None
+    embedding: list[float] | None  # projected on the model's drift reference
+    mean_intensity: float  # of the decoded image at the model's size, 0-255
+    std_intensity: float
+    orig_width: int | None  # None where the image came as pixels (the /v2 UINT8 input)
+    orig_height: int | None
+    src_mode: str | None
+
+
+def segment_name(first: float) -> str:
+    stamp = datetime.fromtimestamp(first, UTC).strftime("%Y%m%dT%H%M%S.%f")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}{paths.RECORD_SUFFIX}"
+
+
+class RecordStore:
+    """A replica's records: buffered, written in segments, pruned. Thread-safe."""
+
+    def __init__(self, url: str, cfg: MonitorSettings, settings: Settings | None = None) -> None:
+        self.folder = storage.join(url, cfg.replica)
+        self.cfg = cfg
+        self.settings = settings
+        self._buffer: list[Record] = []
+        self._lock = threading.Lock()
+        self.written = 0  # segments written by this process
+
+    def add(self, record: Record) -> None:
+        with self._lock:
+            self._buffer.append(record)
+
+    def due(self, now: float | None = None) -> bool:
+        with self._lock:
+            if not self._buffer:
+                return False
+            age = (time.time() if now is None else now) - self._buffer[0].time
+            return len(self._buffer) >= self.cfg.segment_records or age >= self.cfg.segment_seconds
+
+    def flush(self) -> str | None:
+        """Write what is buffered as one segment (blocking: run it off the event loop)."""
+        with self._lock:
+            records = self._buffer[: self.cfg.segment_records]
+            del self._buffer[: len(records)]
+        if not records:
+            return None
+        url = storage.join(self.folder, segment_name(records[0].time))
+        frame = pd.DataFrame([asdict(r) for r in records], columns=list(COLUMNS))
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        storage.makedirs(self.folder, self.settings)
+        with storage.atomic_open(url, self.settings) as fh:
+            fh.write(buf.getvalue())
+        self.written += 1
+        self.prune()
+        return url
+
+    def prune(self, now: float | None = None) -> int:
+        """Delete this replica's segments past ``keep_days`` or beyond ``max_segments``."""
+        names = sorted(n for n in storage.listdir(self.folder, self.settings)
+                       if n.endswith(paths.RECORD_SUFFIX))  # fmt: skip
+        cutoff = (time.time() if now is None else now) - self.cfg.keep_days * 86400
+        old = [n for n in names if _first_time(n) < cutoff]
+        surplus = names[: max(0, len(names) - self.cfg.max_segments)]
+        doomed = sorted(set(old) | set(surplus))
+        for name in doomed:
+            storage.remove(storage.join(self.folder, name), self.settings)
+        return len(doomed)
+
+
+def _first_time(name: str) -> float:
+    stamp = name.split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%f").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return float("inf")  # not one of ours: never deleted by age
+
+
+def read_records(
+    url: str, settings: Settings | None = None, since: float | None = None,
+    until: float | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Every replica's records under ``url`` between ``since`` and ``until`` (epoch seconds),
+    in time order; an empty frame with the columns when there are none."""
+    frames = []
+    for found in storage.find(url, settings):  # "<replica>/<segment>"
+        replica, _, name = found.rpartition("/")
+        if not name.endswith(paths.RECORD_SUFFIX) or name.startswith("."):
+            continue
+        frame = pd.read_parquet(io.BytesIO(storage.read_bytes(storage.join(url, found), settings)))
+        frame["replica"] = replica
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=[*COLUMNS, "replica"])
+    records = pd.concat(frames, ignore_index=True).sort_values("time", kind="stable")
+    keep = np.ones(len(records), dtype=bool)
+    if since is not None:
+        keep &= records["time"].to_numpy() >= since
+    if until is not None:
+        keep &= records["time"].to_numpy() < until
+    return records[keep].reset_index(drop=True)
