@@ -16,7 +16,7 @@ def record(t: float, p: float = 0.5, request_id: str = "r") -> Record:
     return Record(
         time=t, model_version="3", request_id=request_id, probability=p, positive=p >= 0.5,
         ood_score=0.01, embedding=[0.1] * 8, mean_intensity=120.0, std_intensity=40.0,
-        orig_width=1024, orig_height=1024, src_mode="L",
+        orig_width=1024, orig_height=1024, src_mode="L", refused=False,
     )  # fmt: skip
 
 

@@ -11,7 +11,9 @@ one object on S3), named by the time of its first record and a random part, so r
 replicas never overwrite one another. A segment is written when it holds ``segment_records``
 or its first record is ``segment_seconds`` old, and on shutdown; segments past ``keep_days``
 or beyond ``max_segments`` are deleted, oldest first. What was buffered when a process is
-killed is lost (at most one segment); what was written survives.
+killed is lost (at most one segment); what was written survives. While the store cannot be
+written, records wait in memory (up to ``BUFFERED_SEGMENTS`` segments' worth, then the oldest
+are dropped and counted).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from pneumo.settings import Settings
 
 COLUMNS = (
     "time", "model_version", "request_id", "probability", "positive", "ood_score", "embedding",
-    "mean_intensity", "std_intensity", "orig_width", "orig_height", "src_mode",
+    "mean_intensity", "std_intensity", "orig_width", "orig_height", "src_mode", "refused",
 )  # fmt: skip
+BUFFERED_SEGMENTS = 20  # segments' worth of records held while the store cannot be written
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class Record:
     orig_width: int | None  # None where the image came as pixels (the /v2 UINT8 input)
     orig_height: int | None
     src_mode: str | None
+    refused: bool  # refused as out of distribution (scored, not answered)
 
 
 def segment_name(first: float) -> str:
@@ -68,9 +72,20 @@ class RecordStore:
         self._lock = threading.Lock()
         self.written = 0  # segments written by this process
 
-    def add(self, record: Record) -> None:
+    def add(self, record: Record) -> bool:
+        """Buffer ``record``; False when the buffer was full and the oldest one was dropped
+        (the store has been unreachable for ``BUFFERED_SEGMENTS`` segments)."""
         with self._lock:
             self._buffer.append(record)
+            if len(self._buffer) > BUFFERED_SEGMENTS * self.cfg.segment_records:
+                del self._buffer[0]
+                return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._buffer)
 
     def due(self, now: float | None = None) -> bool:
         with self._lock:
@@ -90,9 +105,14 @@ class RecordStore:
         frame = pd.DataFrame([asdict(r) for r in records], columns=list(COLUMNS))
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
-        storage.makedirs(self.folder, self.settings)
-        with storage.atomic_open(url, self.settings) as fh:
-            fh.write(buf.getvalue())
+        try:
+            storage.makedirs(self.folder, self.settings)
+            with storage.atomic_open(url, self.settings) as fh:
+                fh.write(buf.getvalue())
+        except BaseException:
+            with self._lock:  # kept for the next try, in order
+                self._buffer[:0] = records
+            raise
         self.written += 1
         self.prune()
         return url

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.exceptions import HTTPException
 
 from pneumo import __version__
+from pneumo.monitoring.records import RecordStore
 from pneumo.render.html import render
 from pneumo.serving.api_errors import ApiError, error_body
 from pneumo.serving.batching import MicroBatcher
@@ -19,6 +20,7 @@ from pneumo.serving.logs import event
 from pneumo.serving.middleware import Limits, RequestMiddleware
 from pneumo.serving.model import LoadedModel
 from pneumo.serving.prometheus import Metrics
+from pneumo.serving.recorder import keep_writing
 from pneumo.serving.routes import router
 from pneumo.serving.source import ModelSource
 from pneumo.serving.state import ServiceState
@@ -56,10 +58,13 @@ def _local_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
-def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> FastAPI:
-    """An app serving ``model`` (already loaded and verified) and polling ``source``."""
+def create_app(
+    cfg: ServeSettings, source: ModelSource, model: LoadedModel, records: RecordStore | None = None
+) -> FastAPI:
+    """An app serving ``model`` (already loaded and verified) and polling ``source``; each
+    scored image recorded in ``records`` (written in segments by a background task)."""
     metrics = Metrics()
-    state = ServiceState(cfg, source, model, metrics)
+    state = ServiceState(cfg, source, model, metrics, records)
     # Keep accepted uploads in memory (Starlette spools parts above 1 MB to temporary files):
     # radiographs may carry patient data and should not touch the disk at all.
     from starlette.formparsers import MultiPartParser
@@ -71,6 +76,7 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
         batcher: MicroBatcher = app.state.batcher
         batcher.start()
         poller = asyncio.create_task(state.poll()) if cfg.poll_seconds > 0 else None
+        writer = asyncio.create_task(keep_writing(records, metrics)) if records else None
         event("service_started", model=model.name, version=model.version, keys=len(cfg.keys) > 0)
         try:
             yield
@@ -81,6 +87,10 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             await batcher.stop()
+            if writer is not None:  # the records still buffered are written first
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
             state.heavy.shutdown()
             event("service_stopped")
 
@@ -109,6 +119,13 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
     limits = Limits(body_limit, cfg.keys, cfg.body_idle_s, cfg.body_timeout_s, cfg.max_in_flight)
     app.add_middleware(RequestMiddleware, metrics=metrics, limits=limits)
 
+    _answer_errors(app)
+    return app
+
+
+def _answer_errors(app: FastAPI) -> None:
+    """Every error as JSON: ``/v1``'s ``{error, detail}``, ``/v2``'s ``{error}``."""
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         request.state.log = {"error": exc.code}
@@ -132,5 +149,3 @@ def create_app(cfg: ServeSettings, source: ModelSource, model: LoadedModel) -> F
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
-
-    return app

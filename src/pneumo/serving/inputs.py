@@ -18,13 +18,13 @@ import numpy as np
 
 from pneumo.data.decode.failures import ImageDecodeError, check_size
 from pneumo.data.decode.header import read_header
-from pneumo.data.decode.image import decode
+from pneumo.data.decode.image import Decoded, decode
 from pneumo.preprocess import PreprocessSpec
 from pneumo.serving.api_errors import ApiError
 from pneumo.serving.logs import event
 from pneumo.serving.policy import InputPolicy
 
-__all__ = ["ApiError", "inspect_upload", "prepare_upload"]
+__all__ = ["ApiError", "decode_upload", "inspect_upload", "prepare_upload"]
 
 # ImageDecodeError.kind → (HTTP status, error code)
 STATUS_BY_KIND = {
@@ -77,6 +77,17 @@ def prepare_upload(
 
     ``policy`` limits the formats and refuses colour images (without one, every format the
     decoder reads is scored); ``max_pixels`` lowers the model's own pixel limit."""
+    return decode_upload(data, spec, label, policy, max_pixels).pixels[None]
+
+
+def decode_upload(
+    data: bytes,
+    spec: PreprocessSpec,
+    label: str,
+    policy: InputPolicy | None = None,
+    max_pixels: int | None = None,
+) -> Decoded:
+    """:func:`prepare_upload`, keeping what the decode learnt of the file (its size, mode)."""
     image = spec.image
     if max_pixels is not None and max_pixels < image.max_pixels:
         image = replace(image, max_pixels=max_pixels)
@@ -86,4 +97,4 @@ def prepare_upload(
         raise _refusal(exc, label) from None
     if policy is not None:
         policy.check_decoded(decoded, label)
-    return decoded.pixels[None]
+    return decoded

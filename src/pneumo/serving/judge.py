@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import numpy as np
 
+from pneumo.data.decode.image import Decoded
 from pneumo.serving.api_errors import ApiError
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.budget import DecodeBudget
-from pneumo.serving.inputs import inspect_upload, prepare_upload
+from pneumo.serving.inputs import decode_upload, inspect_upload
 from pneumo.serving.model import LoadedModel, Score
+from pneumo.serving.recorder import record_of
 from pneumo.serving.state import ServiceState
 
 
@@ -39,7 +42,7 @@ async def _counted(state: ServiceState, work: Coroutine[Any, Any, Score]) -> Sco
         raise
 
 
-async def _slow_lane(state: ServiceState, job: Callable[[], np.ndarray]) -> np.ndarray:
+async def _slow_lane(state: ServiceState, job: Callable[[], Decoded]) -> Decoded:
     future = asyncio.wrap_future(state.heavy.submit(job))
     try:
         return await asyncio.shield(future)
@@ -48,9 +51,9 @@ async def _slow_lane(state: ServiceState, job: Callable[[], np.ndarray]) -> np.n
         raise
 
 
-async def decoded(state: ServiceState, data: bytes, model: LoadedModel, label: str) -> np.ndarray:
-    """An encoded file (PNG, JPEG, DICOM) → uint8 pixels at the model's size, under the input
-    policy, inside the decode budget (big decodes in the slow lane, serving/heavy.py)."""
+async def decoded(state: ServiceState, data: bytes, model: LoadedModel, label: str) -> Decoded:
+    """An encoded file (PNG, JPEG, DICOM) decoded to the model's size, under the input policy,
+    inside the decode budget (big decodes in the slow lane, serving/heavy.py)."""
     if len(data) > state.cfg.max_upload_bytes:
         raise too_large(state, label)
     budget: DecodeBudget = state.budget
@@ -58,46 +61,60 @@ async def decoded(state: ServiceState, data: bytes, model: LoadedModel, label: s
     need = await anyio.to_thread.run_sync(
         inspect_upload, data, policy, model.spec, budget.capacity, pixels, label
     )
-    job = functools.partial(prepare_upload, data, model.spec, label, policy, pixels)
+    job = functools.partial(decode_upload, data, model.spec, label, policy, pixels)
     async with budget.reserve(need):
         if need > state.cfg.heavy_decode_mb * 2**20:
             return await _slow_lane(state, job)
         return await anyio.to_thread.run_sync(job)
 
 
+@dataclass(frozen=True)
+class Job:
+    """Who asks (for the record), and how their image is named in errors."""
+
+    label: str
+    request_id: str = ""
+
+
 async def _judged(
-    state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, label: str
-) -> Score:
+    state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, job: Job,
+    facts: Decoded | None = None,
+) -> Score:  # fmt: skip
     score = await batcher.submit(pixels, model)
     policy = state.policy
     if score.ood is not None:
         state.metrics.ood.observe(score.ood)
-    policy.check_ood(score.ood, policy.ood_limit(model.reference), label)
+    limit = policy.ood_limit(model.reference)
+    if state.records is not None:
+        refused = score.ood is not None and limit is not None and score.ood > limit
+        kept = state.records.add(record_of(model, score, pixels, facts, job.request_id, refused))
+        state.metrics.records.labels("kept" if kept else "dropped").inc()
+    policy.check_ood(score.ood, limit, job.label)
     state.metrics.scores.observe(score.probability)
     state.metrics.predictions.labels(model.decide(score.probability)[0]).inc()
     return score
 
 
 async def _from_file(
-    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, label: str
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job
 ) -> Score:
     with batcher.preparing():
-        pixels = await decoded(state, data, model, label)
-    return await _judged(state, batcher, pixels, model, label)
+        facts = await decoded(state, data, model, job.label)
+    return await _judged(state, batcher, facts.pixels[None], model, job, facts)
 
 
 def score_file(
-    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, label: str
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job
 ) -> Coroutine[Any, Any, Score]:
-    """Score an encoded file; errors name it by ``label``."""
-    return _counted(state, _from_file(state, batcher, data, model, label))
+    """Score an encoded file; errors name it by ``job.label``."""
+    return _counted(state, _from_file(state, batcher, data, model, job))
 
 
 def score_pixels(
-    state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, label: str
+    state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, job: Job
 ) -> Coroutine[Any, Any, Score]:
     """Score uint8 pixels (1, S, S) already at the model's size (model.onnx's input, one image)."""
-    return _counted(state, _judged(state, batcher, pixels, model, label))
+    return _counted(state, _judged(state, batcher, pixels, model, job))
 
 
 async def score_all(jobs: list[Coroutine[Any, Any, Score]]) -> list[Score]:

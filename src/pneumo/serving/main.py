@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import signal
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pneumo.serving.logs import LOG_CONFIG, configure, event
-from pneumo.settings import ServeSettings
+from pneumo.settings import ServeSettings, Settings
+
+if TYPE_CHECKING:
+    from pneumo.monitoring.records import RecordStore
 
 
 def run_server(
@@ -29,7 +32,7 @@ def run_server(
     settings = get_settings()
     source = make_source(model or cfg.serve_model, settings, cfg.cache_dir(settings.root))
     loaded = load_current(source, cfg)
-    app = create_app(cfg, source, loaded)
+    app = create_app(cfg, source, loaded, _records(settings))
     host = host or cfg.serve_host
     port = cfg.serve_port if port is None else port
     banner = intro or (
@@ -49,6 +52,19 @@ def run_server(
         timeout_graceful_shutdown=cfg.shutdown_grace_s, http=guarded_protocol(cfg.header_timeout_s),
         timeout_keep_alive=cfg.keepalive_s, limit_concurrency=cfg.max_connections,
     )  # fmt: skip
+
+
+def _records(settings: Settings) -> RecordStore | None:
+    from pneumo import paths, storage
+    from pneumo.monitor_settings import MonitorSettings
+    from pneumo.monitoring.records import RecordStore
+
+    monitor = MonitorSettings()
+    if not monitor.records:
+        return None
+    url = monitor.records_url or storage.join(settings.root, paths.RECORDS_DIR)
+    event("records", folder=storage.join(url, monitor.replica))
+    return RecordStore(url, monitor, settings)
 
 
 def _stopped(signum: int, frame: Any) -> None:

@@ -21,6 +21,7 @@ from pneumo.preprocess import PreprocessSpec
 class Score:
     probability: float
     ood: float | None  # out-of-distribution score; None when the model has no reference
+    embedding: np.ndarray | None = None  # (D,) float32; None when the model has no reference
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ class LoadedModel:
         probs, emb = self.session.run([OUTPUT_NAME, EMBEDDING_NAME], self.feed(pixels))
         ood = self.reference.scores(emb)
         flat = np.asarray(probs, dtype=np.float64).reshape(-1)
-        return [Score(float(p), float(o)) for p, o in zip(flat, ood, strict=True)]
+        return [
+            Score(float(p), float(o), e)
+            for p, o, e in zip(flat, ood, np.asarray(emb, np.float32), strict=True)
+        ]
 
     def decide(self, probability: float) -> tuple[str, bool]:
         """("pneumonia" | "no pneumonia", positive) at the card's operating threshold."""

@@ -55,6 +55,14 @@ class Metrics:
             "pneumo_inference_duration_seconds", "Time of one ONNX Runtime call.",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self.records = Counter(
+            "pneumo_monitor_records", "Prediction records kept, and dropped (store unreachable).",
+            ["outcome"], registry=r,
+        )  # fmt: skip
+        self.segments = Counter(
+            "pneumo_monitor_segments", "Record segments written, and failed writes.",
+            ["outcome"], registry=r,
+        )  # fmt: skip
         self.model_info = Gauge(
             "pneumo_model_info", "The model being served (value 1).", ["name", "version"],
             registry=r,

@@ -13,7 +13,7 @@ from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.inputs import ApiError
-from pneumo.serving.judge import score_all, score_file, too_large
+from pneumo.serving.judge import Job, score_all, score_file, too_large
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.schemas import (
     BatchItem,
@@ -49,13 +49,13 @@ Protected = Annotated[None, Depends(require_key)]
 
 
 async def _score(
-    state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, label: str
+    state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, job: Job
 ) -> Score:
     if upload.size is not None and upload.size > state.cfg.max_upload_bytes:
-        raise too_large(state, label)
+        raise too_large(state, job.label)
     with batcher.preparing():
         data = await upload.read()
-    return await score_file(state, batcher, data, model, label)
+    return await score_file(state, batcher, data, model, job)
 
 
 @router.post("/v1/predict", response_model=Prediction, responses=ERRORS, tags=["predict"])
@@ -68,7 +68,8 @@ async def predict(request: Request, _: Protected, file: UploadFile = File(...)) 
             422, "invalid_request", "several 'file' parts: send one, or use /v1/predict/batch"
         )
     model = state.model  # read once: this request uses this model to the end
-    score = await _score(state, request.app.state.batcher, file, model, "file")
+    job = Job("file", request.state.request_id)
+    score = await _score(state, request.app.state.batcher, file, model, job)
     label, positive = model.decide(score.probability)
     request.state.log = {"model_version": model.version, "images": 1}
     return Prediction(
@@ -94,7 +95,10 @@ async def predict_batch(
     model = state.model
     batcher: MicroBatcher = request.app.state.batcher
     scores = await score_all(
-        [_score(state, batcher, f, model, f"files[{i}]") for i, f in enumerate(files)]
+        [
+            _score(state, batcher, f, model, Job(f"files[{i}]", request.state.request_id))
+            for i, f in enumerate(files)
+        ]
     )
     decisions = [model.decide(s.probability) for s in scores]
     items = [

@@ -17,6 +17,7 @@ import anyio
 
 from pneumo.errors import PneumoError
 from pneumo.input_settings import InputSettings
+from pneumo.monitoring.records import RecordStore
 from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.heavy import HeavyLane
 from pneumo.serving.logs import event
@@ -46,9 +47,15 @@ def load_current(source: ModelSource, cfg: ServeSettings) -> LoadedModel:
 
 class ServiceState:
     def __init__(
-        self, cfg: ServeSettings, source: ModelSource, model: LoadedModel, metrics: Metrics
+        self,
+        cfg: ServeSettings,
+        source: ModelSource,
+        model: LoadedModel,
+        metrics: Metrics,
+        records: RecordStore | None = None,
     ) -> None:
         self.cfg = cfg
+        self.records = records  # None: no prediction records kept
         self.source = source
         self.model = model
         self.metrics = metrics

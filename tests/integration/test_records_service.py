@@ -1,0 +1,74 @@
+"""The service records every scored image (issue 15, item 2): over /v1, its batch route and
+/v2, with the caller's request id, the projected embedding and input statistics, and nothing
+of the file itself; segments written while it runs and the rest on shutdown."""
+
+from __future__ import annotations
+
+import base64
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from pneumo.monitoring.records import COLUMNS, read_records
+from tests.serving_support import Registered, running_service
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_scored_image_is_recorded_without_its_pixels_or_name(
+    registered: Registered, tmp_path: Path
+) -> None:
+    records = tmp_path / "records"
+    files = sorted(registered.test_images)[:3]
+    images = [Path(f).read_bytes() for f in files]
+    settings = {
+        "monitor_records_url": str(records), "monitor_replica": "replica-a",
+        "monitor_segment_seconds": "0.3", "input_ood": "false", "poll_seconds": "0",
+    }  # fmt: skip
+    with running_service(registered.env, tmp_path / "cwd", **settings) as svc:
+        for i, image in enumerate(images[:2]):
+            r = requests.post(
+                f"{svc.url}/v1/predict", files={"file": ("secret-name.png", image)},
+                headers={"X-Request-ID": f"one-{i}"}, timeout=30,
+            )  # fmt: skip
+            assert r.status_code == 200, r.text
+        batch = requests.post(
+            f"{svc.url}/v1/predict/batch", headers={"X-Request-ID": "batch-1"}, timeout=30,
+            files=[("files", (f"{i}.png", img)) for i, img in enumerate(images)],
+        )  # fmt: skip
+        assert batch.status_code == 200
+        data = [base64.b64encode(images[2]).decode()]
+        body = {"id": "v2-1", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                          "data": data}]}  # fmt: skip
+        v2 = requests.post(f"{svc.url}/v2/models/pneumonia/infer", json=body, timeout=30)
+        assert v2.status_code == 200, v2.text
+        refused = requests.post(
+            f"{svc.url}/v1/predict", files={"file": ("x.png", b"not an image")}, timeout=30
+        )
+        assert refused.status_code == 415  # refused before scoring: no record
+        deadline = time.monotonic() + 20
+        while len(read_records(str(records))) < 6:  # written while it runs
+            assert time.monotonic() < deadline, svc.logs()[-2000:]
+            time.sleep(0.2)
+        metrics = svc.metrics()
+        last = requests.post(
+            f"{svc.url}/v1/predict", files={"file": ("x.png", images[0])},
+            headers={"X-Request-ID": "at-shutdown"}, timeout=30,
+        )  # fmt: skip
+        assert last.status_code == 200
+    frame = read_records(str(records))  # the last one written on shutdown
+    assert sorted(frame["request_id"]) == sorted(
+        ["one-0", "one-1", "batch-1", "batch-1", "batch-1", "v2-1", "at-shutdown"]
+    )
+    assert set(frame.columns) == {*COLUMNS, "replica"} and set(frame["replica"]) == {"replica-a"}
+    text = frame.astype(str).to_string()
+    assert "secret-name" not in text and ".png" not in text  # no file names
+    first = frame[frame["request_id"] == "one-0"].iloc[0]
+    assert first["probability"] == pytest.approx(registered.test_images[files[0]], abs=1e-4)
+    assert len(first["embedding"]) == 8 and first["src_mode"] and first["orig_width"] > 0
+    assert 0 < first["mean_intensity"] < 255 and not first["refused"]
+    assert set(frame["model_version"]) == {"1"}
+    assert 'pneumo_monitor_records_total{outcome="kept"} 6.0' in metrics
+    assert 'pneumo_monitor_segments_total{outcome="written"}' in metrics
