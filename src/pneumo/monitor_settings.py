@@ -33,3 +33,10 @@ class MonitorSettings(BaseSettings):
     max_segments: int = Field(
         10_000, ge=1, description="Segments kept per replica at most (the oldest go first)."
     )
+    drift: bool = Field(True, description="Test recent inputs against the model's drift reference.")
+    window: int = Field(50, ge=2, description="Images in the window each drift check tests.")
+    check_every: int = Field(25, ge=1, description="A drift check every this many images.")
+    alpha: float = Field(
+        0.01, gt=0, lt=1, description="A drift test flags drift when its p-value is below this."
+    )
+    permutations: int = Field(500, ge=1, description="Permutations of the MMD test.")

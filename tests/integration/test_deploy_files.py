@@ -217,6 +217,32 @@ def test_dashboard_metrics_are_in_the_live_scrape(image_service: ImageService) -
     assert ds.dashboard_problems(dashboard(), exported, grafana_datasource_uids()) == []
 
 
+def alert_rules() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((REPO / "deploy/prometheus/alerts.yml").read_text())
+    return loaded
+
+
+def test_alert_rules_use_the_live_scrapes_metrics_and_are_loaded(
+    image_service: ImageService,
+) -> None:
+    exported = ds.exported_metric_names(image_service.service.metrics())
+    rules = [rule for group in alert_rules()["groups"] for rule in group["rules"]]
+    assert {"PneumoInputDrift", "PneumoScoreDrift", "PneumoRecordsDropped"} <= {
+        r["alert"] for r in rules
+    }
+    for rule in rules:
+        used = ds.promql_metric_names(rule["expr"])
+        assert used and used <= exported, (rule["alert"], sorted(used - exported))
+        assert rule["labels"]["severity"] and rule["annotations"]["summary"], rule["alert"]
+    mounts = dict(
+        v.rsplit(":", 1)[0].split(":", 1) for v in compose()["services"]["prometheus"]["volumes"]
+        if v.startswith("./")
+    )  # fmt: skip
+    assert mounts["./deploy/prometheus/alerts.yml"] in prometheus_config()["rule_files"]
+    broken = {"expr": "pneumo_drift_detectd == 1"}
+    assert ds.promql_metric_names(broken["expr"]) - exported  # a misspelt name is caught
+
+
 # --- .dockerignore -----------------------------------------------------------------------------
 
 KEPT = [

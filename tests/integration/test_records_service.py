@@ -5,6 +5,8 @@ of the file itself; segments written while it runs and the rest on shutdown."""
 from __future__ import annotations
 
 import base64
+import math
+import re
 import time
 from pathlib import Path
 
@@ -72,3 +74,52 @@ def test_every_scored_image_is_recorded_without_its_pixels_or_name(
     assert set(frame["model_version"]) == {"1"}
     assert 'pneumo_monitor_records_total{outcome="kept"} 6.0' in metrics
     assert 'pneumo_monitor_segments_total{outcome="written"}' in metrics
+
+
+def _drift_series(metrics: str, name: str) -> dict[str, float]:
+    found = re.findall(rf'^{name}\{{test="([a-z_]+)"\}} (\S+)$', metrics, re.M)
+    return {test: float(value) for test, value in found}
+
+
+def test_drift_series_stay_quiet_on_the_models_own_kind_and_flip_on_another(
+    registered: Registered, real_data: Path, tmp_path: Path
+) -> None:
+    """The tiny model learnt synthetic films: new ones from the same generator are its
+    distribution, real adult and paediatric radiographs are another (scored anyway: the OOD
+    refusal is off)."""
+    from pneumo.config import SyntheticConfig
+    from pneumo.data.sources import synthetic
+
+    config = SyntheticConfig(
+        patients=16, max_images_per_patient=1, image_size=64, prevalence=0.5, seed=7
+    )
+    synthetic.generate(str(tmp_path / "fresh"), config, progress=False)
+    own = [p.read_bytes() for p in sorted((tmp_path / "fresh").rglob("*.png"))[:16]]
+    assert len(own) == 16
+    other = [p.read_bytes() for p in sorted((real_data / "nih-sample").rglob("*.png"))[:8]]
+    other += [p.read_bytes() for p in sorted((real_data / "kermany-224").rglob("*.jpeg"))[:8]]
+    settings = {
+        "monitor_records": "false", "monitor_window": "16", "monitor_check_every": "16",
+        "input_ood": "false", "poll_seconds": "0",
+    }  # fmt: skip
+    with running_service(registered.env, tmp_path / "cwd", **settings) as svc:
+        before = _drift_series(svc.metrics(), "pneumo_drift_p_value")
+        assert before and all(math.isnan(v) for v in before.values())  # exported, no check yet
+
+        def send(images: list[bytes], checks: int) -> str:
+            for image in images:
+                r = requests.post(f"{svc.url}/v1/predict", files={"file": ("x.png", image)},
+                                  timeout=30)  # fmt: skip
+                assert r.status_code == 200, r.text
+            deadline = time.monotonic() + 20
+            while f"pneumo_drift_checks_total {checks}.0" not in (text := svc.metrics()):
+                assert time.monotonic() < deadline, svc.logs()[-2000:]
+                time.sleep(0.2)
+            return text
+
+        quiet = _drift_series(send(own, 1), "pneumo_drift_detected")
+        loud = _drift_series(send(other, 2), "pneumo_drift_detected")
+        p_values = _drift_series(svc.metrics(), "pneumo_drift_p_value")
+    assert quiet["embedding_mmd"] == 0.0, quiet
+    assert loud["embedding_mmd"] == 1.0 and p_values["embedding_mmd"] < 0.01, (loud, p_values)
+    assert '"event": "drift_detected"' in svc.logs()

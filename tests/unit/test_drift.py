@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from pneumo.monitoring.baseline import DriftReference, build_drift_reference
 from pneumo.monitoring.drift import Projection, ks_test, mmd_test
 
 ALPHA = 0.05
@@ -82,7 +83,6 @@ def test_projection_checks_shapes() -> None:
 
 
 def test_the_drift_reference_travels_in_reference_npz_and_old_files_have_none() -> None:
-    from pneumo.monitoring.baseline import build_drift_reference
     from pneumo.packaging.reference import Reference, fit_reference
 
     rng = np.random.default_rng(5)
@@ -103,3 +103,38 @@ def test_the_drift_reference_travels_in_reference_npz_and_old_files_have_none() 
     assert Reference.from_bytes(old.to_bytes()).drift is None  # written before drift references
     with pytest.raises(ValueError, match="row-aligned"):
         build_drift_reference(bank, val, rng.random(39), stats, {})
+
+
+def _reference(rng: np.random.Generator) -> tuple[Projection, DriftReference]:
+    bank, val = embeddings(rng, 400), embeddings(rng, 300)
+    stats = {"mean_intensity": rng.normal(120, 10, 300)}
+    ref = build_drift_reference(bank, val, rng.beta(2, 5, 300), stats, {})
+    return ref.projection, ref
+
+
+def test_the_detector_checks_every_n_images_once_its_window_is_full() -> None:
+    from pneumo.monitoring.detector import DriftDetector
+
+    rng = np.random.default_rng(6)
+    projection, ref = _reference(rng)
+    detector = DriftDetector(ref, window=50, every=25, alpha=0.01)
+
+    def feed(n: int, shift: float, brighter: float) -> list[bool]:
+        emb = projection(embeddings(rng, n, shift))
+        return [
+            detector.add(e, float(p), {"mean_intensity": float(m), "orig_width": None})
+            for e, p, m in zip(
+                emb, rng.beta(2, 5, n), rng.normal(120 + brighter, 10, n), strict=True
+            )
+        ]
+
+    due = feed(75, 0.0, 0.0)
+    assert [i for i, d in enumerate(due) if d] == [49, 74]  # full at 50, then every 25
+    quiet = detector.check()
+    assert quiet.images == 50 and quiet.drifted == []
+    assert [r.name for r in quiet.results] == ["embedding_mmd", "score_ks", "mean_intensity_ks"]
+    feed(50, 2.0, 40.0)  # another population, brighter: the whole window
+    loud = detector.check()
+    assert set(loud.drifted) == {"embedding_mmd", "mean_intensity_ks"}  # scores alike
+    with pytest.raises(ValueError, match="window"):
+        DriftDetector(ref, window=1)

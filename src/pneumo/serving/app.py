@@ -87,6 +87,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await poller
             await batcher.stop()
+            await state.watch.stop()
             if writer is not None:  # the records still buffered are written first
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -22,7 +22,7 @@ from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.inputs import decode_upload, inspect_upload
 from pneumo.serving.model import LoadedModel, Score
-from pneumo.serving.recorder import record_of
+from pneumo.serving.recorder import input_stats, projected, record_of
 from pneumo.serving.state import ServiceState
 
 
@@ -85,9 +85,12 @@ async def _judged(
     if score.ood is not None:
         state.metrics.ood.observe(score.ood)
     limit = policy.ood_limit(model.reference)
+    embedding, stats = projected(model, score), input_stats(pixels, facts)
+    state.watch.add(embedding, score.probability, stats)
     if state.records is not None:
         refused = score.ood is not None and limit is not None and score.ood > limit
-        kept = state.records.add(record_of(model, score, pixels, facts, job.request_id, refused))
+        record = record_of(model, score, embedding, stats, facts, job.request_id, refused)
+        kept = state.records.add(record)
         state.metrics.records.labels("kept" if kept else "dropped").inc()
     policy.check_ood(score.ood, limit, job.label)
     state.metrics.scores.observe(score.probability)

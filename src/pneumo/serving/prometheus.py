@@ -17,6 +17,13 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 OOD_BUCKETS = (0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0)
 
 
+# the drift tests a reference built by this release runs (monitoring.detector)
+DRIFT_TESTS = (
+    "embedding_mmd", "score_ks", "mean_intensity_ks", "std_intensity_ks", "orig_width_ks",
+    "orig_height_ks",
+)  # fmt: skip
+
+
 class Metrics:
     def __init__(self) -> None:
         # No `_created` series: a start timestamp per counter and histogram that Prometheus
@@ -63,6 +70,24 @@ class Metrics:
             "pneumo_monitor_segments", "Record segments written, and failed writes.",
             ["outcome"], registry=r,
         )  # fmt: skip
+        self.drift_p = Gauge(
+            "pneumo_drift_p_value", "p-value of the last drift check, by test (NaN: none yet).",
+            ["test"], registry=r,
+        )  # fmt: skip
+        self.drift_statistic = Gauge(
+            "pneumo_drift_statistic", "Statistic of the last drift check, by test.", ["test"],
+            registry=r,
+        )  # fmt: skip
+        self.drift = Gauge(
+            "pneumo_drift_detected", "1 when the last check flagged drift, by test.", ["test"],
+            registry=r,
+        )  # fmt: skip
+        self.drift_checks = Counter(
+            "pneumo_drift_checks", "Drift checks run on the window of recent images.", registry=r
+        )
+        for test in DRIFT_TESTS:
+            for gauge in (self.drift_p, self.drift_statistic, self.drift):
+                gauge.labels(test).set(float("nan"))
         self.model_info = Gauge(
             "pneumo_model_info", "The model being served (value 1).", ["name", "version"],
             registry=r,

@@ -20,26 +20,43 @@ from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.prometheus import Metrics
 
 
+def projected(model: LoadedModel, score: Score) -> np.ndarray | None:
+    """The image's embedding on the model's drift reference (None without one)."""
+    drift = model.reference.drift if model.reference is not None else None
+    if drift is None or score.embedding is None:
+        return None
+    out: np.ndarray = drift.projection(score.embedding[None])[0]
+    return out
+
+
+def input_stats(pixels: np.ndarray, facts: Decoded | None) -> dict[str, float | None]:
+    """The statistics the drift reference holds, for one decoded image."""
+    return {
+        "mean_intensity": float(pixels.mean()), "std_intensity": float(pixels.std()),
+        "orig_width": float(facts.orig_width) if facts else None,
+        "orig_height": float(facts.orig_height) if facts else None,
+    }  # fmt: skip
+
+
 def record_of(
     model: LoadedModel,
     score: Score,
-    pixels: np.ndarray,
+    embedding: np.ndarray | None,
+    stats: dict[str, float | None],
     facts: Decoded | None,
     request_id: str,
     refused: bool,
 ) -> Record:
     """The record of one scored image: no pixels, no names; the embedding projected."""
-    drift = model.reference.drift if model.reference is not None else None
-    projected = None
-    if drift is not None and score.embedding is not None:
-        projected = [float(v) for v in drift.projection(score.embedding[None])[0]]
+    width, height = stats["orig_width"], stats["orig_height"]
     return Record(
         time=time.time(), model_version=model.version, request_id=request_id,
         probability=score.probability, positive=model.decide(score.probability)[1],
-        ood_score=score.ood, embedding=projected, mean_intensity=float(pixels.mean()),
-        std_intensity=float(pixels.std()),
-        orig_width=facts.orig_width if facts else None,
-        orig_height=facts.orig_height if facts else None,
+        ood_score=score.ood, embedding=None if embedding is None else embedding.tolist(),
+        mean_intensity=float(stats["mean_intensity"] or 0.0),
+        std_intensity=float(stats["std_intensity"] or 0.0),
+        orig_width=None if width is None else int(width),
+        orig_height=None if height is None else int(height),
         src_mode=facts.src_mode if facts else None, refused=refused,
     )  # fmt: skip
 

@@ -17,8 +17,10 @@ import anyio
 
 from pneumo.errors import PneumoError
 from pneumo.input_settings import InputSettings
+from pneumo.monitor_settings import MonitorSettings
 from pneumo.monitoring.records import RecordStore
 from pneumo.serving.budget import DecodeBudget
+from pneumo.serving.drift_watch import DriftWatch
 from pneumo.serving.heavy import HeavyLane
 from pneumo.serving.logs import event
 from pneumo.serving.model import LoadedModel, load_model
@@ -63,6 +65,8 @@ class ServiceState:
         self.policy = InputPolicy.from_settings(InputSettings())
         self.heavy = HeavyLane(cfg.heavy_decode_share)
         self.refused: set[str] = set()
+        self.watch = DriftWatch(metrics, MonitorSettings())
+        self.watch.use(model)
         self.ready = True
         metrics.serving(model.name, model.version)
 
@@ -86,6 +90,7 @@ class ServiceState:
             )  # fmt: skip
             return
         old, self.model = self.model, new
+        self.watch.use(new)
         self.metrics.swaps.inc()
         self.metrics.serving(new.name, new.version)
         event("model_swapped", previous=old.version, version=new.version)

@@ -1,0 +1,87 @@
+"""Drift of a served model's recent inputs from its drift reference, tested as they arrive.
+
+The service adds each scored image's projected embedding, probability and input statistics;
+every ``every`` images (once ``window`` are in) the last ``window`` are tested against the
+reference (:mod:`pneumo.monitoring.drift`): MMD on the embeddings, KS on the scores and on each
+input statistic the reference holds. A test flags drift when its p-value is below ``alpha``.
+Adding is cheap and thread-safe; :meth:`DriftDetector.check` (milliseconds) runs off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from pneumo.monitoring.baseline import DriftReference
+from pneumo.monitoring.drift import TestResult, ks_test, mmd_test
+
+EMBEDDING_TEST = "embedding_mmd"
+SCORE_TEST = "score_ks"
+
+
+def stat_test(name: str) -> str:
+    return f"{name}_ks"
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    results: list[TestResult]
+    alpha: float
+    images: int  # in the window tested
+
+    @property
+    def drifted(self) -> list[str]:
+        return [r.name for r in self.results if r.drifted(self.alpha)]
+
+
+class DriftDetector:
+    def __init__(
+        self, reference: DriftReference, window: int = 50, every: int = 25, alpha: float = 0.01,
+        permutations: int = 500,
+    ) -> None:  # fmt: skip
+        if window < 2 or every < 1 or not 0 < alpha < 1:
+            raise ValueError(f"window {window} (2+), every {every} (1+), alpha {alpha} (0-1)")
+        self.reference = reference
+        self.window, self.every, self.alpha = window, every, alpha
+        self.permutations = permutations
+        self._rows: deque[tuple[np.ndarray | None, float, dict[str, float | None]]] = deque(
+            maxlen=window
+        )
+        self._since = 0
+        self._lock = threading.Lock()
+        self.checks = 0
+
+    def add(
+        self, embedding: np.ndarray | None, probability: float, stats: Mapping[str, float | None]
+    ) -> bool:
+        """Add one image; True when a check is due."""
+        with self._lock:
+            self._rows.append((embedding, probability, dict(stats)))
+            self._since += 1
+            due = len(self._rows) >= self.window and self._since >= self.every
+            if due:
+                self._since = 0
+            return due
+
+    def check(self) -> DriftCheck:
+        """Test the current window against the reference."""
+        with self._lock:
+            rows = list(self._rows)
+        ref = self.reference
+        results = []
+        embeddings = [e for e, _, _ in rows if e is not None]
+        if len(embeddings) >= 2:
+            seed = self.checks
+            results.append(mmd_test(ref.embeddings, np.stack(embeddings), self.permutations, seed))
+        results.append(ks_test(ref.scores, np.array([p for _, p, _ in rows]), SCORE_TEST))
+        for name, values in sorted(ref.stats.items()):
+            seen = [s[name] for _, _, s in rows if s.get(name) is not None]
+            if len(seen) >= 2:
+                results.append(ks_test(values, np.array(seen, dtype=np.float64), stat_test(name)))
+        self.checks += 1
+        return DriftCheck(results, self.alpha, len(rows))
