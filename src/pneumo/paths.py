@@ -22,6 +22,7 @@ EVALUATIONS_DIR = "evaluations"  # external evaluations of registered versions a
 TUNING_DIR = "tuning"  # `pneumo tune`: the study database and one folder per study
 RECORDS_DIR = "monitoring/records"  # the service's prediction records, a folder per replica
 RECORD_SUFFIX = ".records.parquet"  # one segment of records
+LABEL_SUFFIX = ".labels.parquet"  # one segment of delayed labels (POST /v1/feedback)
 OPTUNA_DB = "optuna.db"
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")

@@ -10,6 +10,7 @@ import re
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import requests
 
@@ -123,3 +124,68 @@ def test_drift_series_stay_quiet_on_the_models_own_kind_and_flip_on_another(
     assert quiet["embedding_mmd"] == 0.0, quiet
     assert loud["embedding_mmd"] == 1.0 and p_values["embedding_mmd"] < 0.01, (loud, p_values)
     assert '"event": "drift_detected"' in svc.logs()
+
+
+def test_delayed_labels_join_their_predictions_once_and_move_the_performance_series(
+    registered: Registered, tmp_path: Path
+) -> None:
+    from pneumo import paths
+    from pneumo.metrics.curves import roc_auc
+
+    records = tmp_path / "records"
+    files = sorted(registered.test_images)
+    settings = {"monitor_records_url": str(records), "input_ood": "false", "poll_seconds": "0"}
+    with running_service(registered.env, tmp_path / "cwd", **settings) as svc:
+        scored: dict[tuple[str, int], float] = {}
+        for i, name in enumerate(files[:6] * 2):
+            image = {"file": ("x.png", Path(name).read_bytes())}
+            r = requests.post(f"{svc.url}/v1/predict", headers={"X-Request-ID": f"p{i}"},
+                              files=image, timeout=30)  # fmt: skip
+            scored[(f"p{i}", 0)] = r.json()["probability"]
+        batch = requests.post(
+            f"{svc.url}/v1/predict/batch", headers={"X-Request-ID": "b"}, timeout=30,
+            files=[("files", ("x.png", Path(f).read_bytes())) for f in files[:3]],
+        ).json()  # fmt: skip
+        scored.update({("b", p["index"]): p["probability"] for p in batch["predictions"]})
+        threshold = batch["threshold"]
+        labels = {key: i % 2 for i, key in enumerate(sorted(scored))}
+        body = {"labels": [{"request_id": k[0], "index": k[1], "label": y}
+                           for k, y in labels.items()]}  # fmt: skip
+        body["labels"].append({"request_id": "ghost", "index": 0, "label": 1})
+        first = requests.post(f"{svc.url}/v1/feedback", json=body, timeout=30)
+        assert first.status_code == 200, first.text
+        metrics = svc.metrics()
+        again = requests.post(f"{svc.url}/v1/feedback", json=body, timeout=30)
+        unchanged = svc.metrics()
+        flipped, same = 1 - labels[("p0", 0)], labels[("p1", 0)]
+        conflict = {"labels": [{"request_id": "p0", "index": 0, "label": flipped},
+                               {"request_id": "p1", "index": 0, "label": same}]}  # fmt: skip
+        refused = requests.post(f"{svc.url}/v1/feedback", json=conflict, timeout=30)
+        malformed = requests.post(
+            f"{svc.url}/v1/feedback", json={"labels": [{"request_id": "p0", "label": 3}]},
+            timeout=30,
+        )  # fmt: skip
+    y = [labels[k] for k in sorted(scored)]
+    p = [scored[k] for k in sorted(scored)]
+    answer = first.json()
+    assert (answer["joined"], answer["repeated"], answer["unmatched"]) == (15, 0, 1)
+    perf = answer["performance"]
+    assert perf["images"] == 15 and (perf["positives"], perf["negatives"]) == (7, 8)
+    assert perf["auroc"] == pytest.approx(roc_auc(y, p), abs=1e-9)
+    called = [pi >= threshold for pi in p]
+    sensitivity = sum(c for c, yi in zip(called, y, strict=True) if yi) / 7
+    assert perf["sensitivity"] == pytest.approx(sensitivity)
+    assert f"pneumo_labelled_auroc {perf['auroc']}" in metrics
+    assert 'pneumo_labelled_images{label="positive"} 7.0' in metrics
+    assert again.status_code == 200 and again.json()["repeated"] == 16
+    assert again.json()["performance"] == perf  # a repeated call changes nothing
+    keep = [line for line in unchanged.splitlines() if line.startswith("pneumo_labelled")]
+    assert keep == [line for line in metrics.splitlines() if line.startswith("pneumo_labelled")]
+    assert refused.status_code == 409 and "labels[0] (p0, image 0)" in refused.json()["detail"]
+    assert "labels[1]" not in refused.json()["detail"]
+    assert malformed.status_code == 422
+    assert malformed.json()["detail"].startswith("labels[0].label: not valid here")
+    kept = read_records(str(records), suffix=paths.LABEL_SUFFIX)
+    assert len(kept) == 16 and set(kept["request_id"]) == {*(k[0] for k in scored), "ghost"}
+    ghost = kept[kept["request_id"] == "ghost"].iloc[0]
+    assert pd.isna(ghost["model_version"]) and kept["model_version"].notna().sum() == 15

@@ -1,59 +1,45 @@
-"""NIH label file parsing: both forms, bad rows reported by line, odd ages."""
+"""The label book: a label joins its prediction once; repeats change nothing; conflicts are
+refused; the window's performance is the one computed directly."""
 
 from __future__ import annotations
 
-import gzip
-from pathlib import Path
+import numpy as np
+import pytest
 
-from pneumo.data import schema
-from pneumo.data.labels import read_nih_labels
-
-HEADER_2020 = (
-    "Image Index,Finding Labels,Follow-up #,Patient ID,Patient Age,Patient Gender,"
-    "View Position,OriginalImage[Width,Height],OriginalImagePixelSpacing[x,y]"
-)
+from pneumo.metrics.curves import roc_auc
+from pneumo.monitoring.labels import LabelBook
 
 
-def test_2017_form_with_trailing_column_and_age_suffix(tmp_path: Path) -> None:
-    text = (
-        HEADER_2020 + ",\n"
-        "00000001_000.png,Cardiomegaly,0,1,058Y,M,PA,2682,2749,0.143,0.143,\n"
-        "00000002_000.png,Pneumonia|Effusion,0,2,006M,F,AP,2500,2048,0.168,0.168,\n"
+def test_labels_join_once_and_the_window_scores_the_served_version() -> None:
+    book = LabelBook(capacity=100, window=6)
+    rng = np.random.default_rng(0)
+    probs = rng.random(8)
+    for i, p in enumerate(probs):
+        book.predicted((f"r{i}", 0), "2" if i < 7 else "3", float(p))
+    labels = [1, 0, 1, 1, 0, 0, 1, 0]
+    assert [book.label((f"r{i}", 0), y) for i, y in enumerate(labels)] == ["joined"] * 8
+    assert book.label(("r0", 0), 1) == "repeated" and book.label(("r0", 0), 0) == "conflict"
+    assert book.label(("elsewhere", 0), 1) == "unmatched"
+    assert book.label(("elsewhere", 0), 1) == "repeated"  # kept, so a repeat is one
+    perf = book.performance("2", threshold=0.5)
+    window = list(range(2, 7))  # the last 6 joined are r2..r7; r7 is version 3
+    y, p = [labels[i] for i in window], probs[window]
+    assert (perf.images, perf.positives, perf.negatives) == (5, 3, 2)
+    assert perf.auroc == pytest.approx(roc_auc(y, p))
+    called = p >= 0.5
+    assert perf.sensitivity == pytest.approx(np.mean(called[np.array(y) == 1]))
+    assert perf.specificity == pytest.approx(np.mean(~called[np.array(y) == 0]))
+    one_class = book.performance("3", threshold=0.5)
+    assert (
+        one_class.images == 1
+        and one_class.auroc is None
+        and one_class.specificity == (pytest.approx(float(probs[7] < 0.5)))
     )
-    path = tmp_path / "Data_Entry_2017.csv.gz"
-    path.write_bytes(gzip.compress(text.encode()))
-    table = read_nih_labels(str(path))
-    frame = table.frame
-    assert table.problems == []
-    assert list(frame[schema.IMAGE_ID]) == ["00000001_000.png", "00000002_000.png"]
-    assert list(frame[schema.AGE]) == [58.0, 0.5]
-    assert list(frame[schema.LABEL]) == [0, 1]
-    assert frame.loc[1, "Effusion"] == 1 and frame.loc[0, "Cardiomegaly"] == 1
-    assert frame.loc[0, "Pneumonia"] == 0
-    assert list(frame[schema.PATIENT_ID]) == ["1", "2"]
 
 
-def test_malformed_rows_are_reported_by_line_and_skipped(tmp_path: Path) -> None:
-    text = (
-        HEADER_2020 + "\n"
-        "a.png,No Finding,0,1,40,M,PA,10,10,0.1,0.1\n"
-        "b.png,No Finding,0,1,40\n"  # too few fields
-        "c.png,Flu,0,2,40,M,PA,10,10,0.1,0.1\n"  # unknown finding
-        "d.png,No Finding,0,xx,40,M,PA,10,10,0.1,0.1\n"  # patient id
-        "a.png,Pneumonia,1,1,41,M,PA,10,10,0.1,0.1\n"  # duplicate
-        "e.png,Pneumonia,0,3,412,F,AP,10,10,0.1,0.1\n"  # impossible age
-    )
-    path = tmp_path / "Data_Entry_2017_v2020.csv"
-    path.write_text(text)
-    table = read_nih_labels(str(path))
-    assert list(table.frame[schema.IMAGE_ID]) == ["a.png", "e.png"]
-    where = [(p.file, p.reason) for p in table.problems]
-    assert where == [
-        ("Data_Entry_2017_v2020.csv:3", "malformed label row"),
-        ("Data_Entry_2017_v2020.csv:4", "malformed label row"),
-        ("Data_Entry_2017_v2020.csv:5", "malformed label row"),
-        ("Data_Entry_2017_v2020.csv:6", "duplicate label row"),
-    ]
-    assert "Flu" in table.problems[1].detail
-    assert table.frame[schema.AGE].isna().tolist() == [False, True]
-    assert any("412" in n or "outside" in n for n in table.notes)
+def test_the_book_forgets_the_oldest_predictions_beyond_its_capacity() -> None:
+    book = LabelBook(capacity=2)
+    for i in range(3):
+        book.predicted((f"r{i}", 0), "1", 0.5)
+    assert book.label(("r0", 0), 1) == "unmatched"  # forgotten: kept for `pneumo monitor`
+    assert book.label(("r2", 0), 1) == "joined"

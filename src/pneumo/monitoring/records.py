@@ -22,7 +22,7 @@ import io
 import threading
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
 import numpy as np
@@ -35,7 +35,9 @@ from pneumo.settings import Settings
 COLUMNS = (
     "time", "model_version", "request_id", "probability", "positive", "ood_score", "embedding",
     "mean_intensity", "std_intensity", "orig_width", "orig_height", "src_mode", "refused",
+    "index",
 )  # fmt: skip
+LABEL_COLUMNS = ("time", "request_id", "index", "label", "model_version", "probability")
 BUFFERED_SEGMENTS = 20  # segments' worth of records held while the store cannot be written
 
 
@@ -54,25 +56,42 @@ class Record:
     orig_height: int | None
     src_mode: str | None
     refused: bool  # refused as out of distribution (scored, not answered)
+    index: int = 0  # of the image in its request (a batch, a /v2 tensor)
 
 
-def segment_name(first: float) -> str:
+@dataclass(frozen=True)
+class LabelRecord:
+    """A delayed label, as received; the prediction it joined, if this replica made it."""
+
+    time: float
+    request_id: str
+    index: int
+    label: int  # 1: pneumonia
+    model_version: str | None
+    probability: float | None
+
+
+def segment_name(first: float, suffix: str = paths.RECORD_SUFFIX) -> str:
     stamp = datetime.fromtimestamp(first, UTC).strftime("%Y%m%dT%H%M%S.%f")
-    return f"{stamp}-{uuid.uuid4().hex[:8]}{paths.RECORD_SUFFIX}"
+    return f"{stamp}-{uuid.uuid4().hex[:8]}{suffix}"
 
 
 class RecordStore:
     """A replica's records: buffered, written in segments, pruned. Thread-safe."""
 
-    def __init__(self, url: str, cfg: MonitorSettings, settings: Settings | None = None) -> None:
+    def __init__(
+        self, url: str, cfg: MonitorSettings, settings: Settings | None = None,
+        suffix: str = paths.RECORD_SUFFIX,
+    ) -> None:  # fmt: skip
         self.folder = storage.join(url, cfg.replica)
         self.cfg = cfg
         self.settings = settings
-        self._buffer: list[Record] = []
+        self.suffix = suffix  # records, or labels (LabelRecord rows)
+        self._buffer: list[Record | LabelRecord] = []
         self._lock = threading.Lock()
         self.written = 0  # segments written by this process
 
-    def add(self, record: Record) -> bool:
+    def add(self, record: Record | LabelRecord) -> bool:
         """Buffer ``record``; False when the buffer was full and the oldest one was dropped
         (the store has been unreachable for ``BUFFERED_SEGMENTS`` segments)."""
         with self._lock:
@@ -101,8 +120,9 @@ class RecordStore:
             del self._buffer[: len(records)]
         if not records:
             return None
-        url = storage.join(self.folder, segment_name(records[0].time))
-        frame = pd.DataFrame([asdict(r) for r in records], columns=list(COLUMNS))
+        url = storage.join(self.folder, segment_name(records[0].time, self.suffix))
+        columns = [f.name for f in fields(records[0])]
+        frame = pd.DataFrame([asdict(r) for r in records], columns=columns)
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
         try:
@@ -120,7 +140,7 @@ class RecordStore:
     def prune(self, now: float | None = None) -> int:
         """Delete this replica's segments past ``keep_days`` or beyond ``max_segments``."""
         names = sorted(n for n in storage.listdir(self.folder, self.settings)
-                       if n.endswith(paths.RECORD_SUFFIX))  # fmt: skip
+                       if n.endswith(self.suffix))  # fmt: skip
         cutoff = (time.time() if now is None else now) - self.cfg.keep_days * 86400
         old = [n for n in names if _first_time(n) < cutoff]
         surplus = names[: max(0, len(names) - self.cfg.max_segments)]
@@ -140,20 +160,22 @@ def _first_time(name: str) -> float:
 
 def read_records(
     url: str, settings: Settings | None = None, since: float | None = None,
-    until: float | None = None,
+    until: float | None = None, suffix: str = paths.RECORD_SUFFIX,
 ) -> pd.DataFrame:  # fmt: skip
-    """Every replica's records under ``url`` between ``since`` and ``until`` (epoch seconds),
-    in time order; an empty frame with the columns when there are none."""
+    """Every replica's records (or, with ``paths.LABEL_SUFFIX``, labels) under ``url`` between
+    ``since`` and ``until`` (epoch seconds), in time order; an empty frame with the columns
+    when there are none."""
     frames = []
     for found in storage.find(url, settings):  # "<replica>/<segment>"
         replica, _, name = found.rpartition("/")
-        if not name.endswith(paths.RECORD_SUFFIX) or name.startswith("."):
+        if not name.endswith(suffix) or name.startswith("."):
             continue
         frame = pd.read_parquet(io.BytesIO(storage.read_bytes(storage.join(url, found), settings)))
         frame["replica"] = replica
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=[*COLUMNS, "replica"])
+        columns = COLUMNS if suffix == paths.RECORD_SUFFIX else LABEL_COLUMNS
+        return pd.DataFrame(columns=[*columns, "replica"])
     records = pd.concat(frames, ignore_index=True).sort_values("time", kind="stable")
     keep = np.ones(len(records), dtype=bool)
     if since is not None:

@@ -16,6 +16,7 @@ from pneumo.monitoring.records import RecordStore
 from pneumo.render.html import render
 from pneumo.serving.api_errors import ApiError, error_body
 from pneumo.serving.batching import MicroBatcher
+from pneumo.serving.feedback import router as feedback_router
 from pneumo.serving.logs import event
 from pneumo.serving.middleware import Limits, RequestMiddleware
 from pneumo.serving.model import LoadedModel
@@ -30,14 +31,25 @@ from pneumo.settings import ServeSettings
 DOCS_ASSETS = "/docs-assets"
 
 
-def _validation_message(exc: RequestValidationError) -> str:
+FEEDBACK_SHAPE = (
+    '(send JSON {"labels": [{"request_id": "<X-Request-ID of the prediction>", "index": 0, '
+    '"label": 0 or 1}]}, 1 to 1000 labels)'
+)
+
+
+def _validation_message(exc: RequestValidationError, path: str) -> str:
     """Where the request is wrong, in our words (pydantic's messages name internal types)."""
+    json_body = path == "/v1/feedback"
     parts = []
     for err in exc.errors():
-        where = ".".join(str(x) for x in err.get("loc", ()) if x != "body")
-        what = "missing" if err.get("type") == "missing" else "not a file upload"
+        loc = [x for x in err.get("loc", ()) if x != "body"]
+        where = "".join(f"[{x}]" if isinstance(x, int) else f".{x}" for x in loc).lstrip(".")
+        what = "missing" if err.get("type") == "missing" else (
+            "not valid here" if json_body else "not a file upload"
+        )  # fmt: skip
         parts.append(f"{where or 'request'}: {what}")
-    return "; ".join(dict.fromkeys(parts)) + " (send multipart/form-data with a 'file' field)"
+    hint = FEEDBACK_SHAPE if json_body else "(send multipart/form-data with a 'file' field)"
+    return "; ".join(dict.fromkeys(parts)) + " " + hint
 
 
 def _local_docs(app: FastAPI) -> None:
@@ -59,12 +71,15 @@ def _local_docs(app: FastAPI) -> None:
 
 
 def create_app(
-    cfg: ServeSettings, source: ModelSource, model: LoadedModel, records: RecordStore | None = None
-) -> FastAPI:
+    cfg: ServeSettings, source: ModelSource, model: LoadedModel,
+    stores: tuple[RecordStore, RecordStore] | None = None,
+) -> FastAPI:  # fmt: skip
     """An app serving ``model`` (already loaded and verified) and polling ``source``; each
-    scored image recorded in ``records`` (written in segments by a background task)."""
+    scored image recorded, and each delayed label kept, in ``stores`` (records, labels;
+    written in segments by background tasks)."""
     metrics = Metrics()
-    state = ServiceState(cfg, source, model, metrics, records)
+    records, labels = stores if stores else (None, None)
+    state = ServiceState(cfg, source, model, metrics, records, labels)
     # Keep accepted uploads in memory (Starlette spools parts above 1 MB to temporary files):
     # radiographs may carry patient data and should not touch the disk at all.
     from starlette.formparsers import MultiPartParser
@@ -76,7 +91,7 @@ def create_app(
         batcher: MicroBatcher = app.state.batcher
         batcher.start()
         poller = asyncio.create_task(state.poll()) if cfg.poll_seconds > 0 else None
-        writer = asyncio.create_task(keep_writing(records, metrics)) if records else None
+        writers = [asyncio.create_task(keep_writing(s, metrics)) for s in stores or ()]
         event("service_started", model=model.name, version=model.version, keys=len(cfg.keys) > 0)
         try:
             yield
@@ -88,7 +103,7 @@ def create_app(
                     await poller
             await batcher.stop()
             await state.watch.stop()
-            if writer is not None:  # the records still buffered are written first
+            for writer in writers:  # what is still buffered is written first
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
@@ -111,6 +126,7 @@ def create_app(
     app.state.page = render("service.html.j2")  # the web page at /, rendered once
     app.include_router(router)
     app.include_router(v2_router)
+    app.include_router(feedback_router)
 
     def body_limit(path: str) -> int:
         if path.startswith("/v2/") and path.endswith("/infer"):
@@ -137,7 +153,9 @@ def _answer_errors(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         request.state.log = {"error": "invalid_request"}
-        body = error_body(request.url.path, "invalid_request", _validation_message(exc))
+        body = error_body(
+            request.url.path, "invalid_request", _validation_message(exc, request.url.path)
+        )
         return JSONResponse(body, status_code=422)
 
     @app.exception_handler(HTTPException)

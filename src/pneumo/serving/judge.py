@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -21,6 +20,7 @@ from pneumo.serving.api_errors import ApiError
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.inputs import decode_upload, inspect_upload
+from pneumo.serving.job import Job
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.recorder import input_stats, projected, record_of
 from pneumo.serving.state import ServiceState
@@ -68,14 +68,6 @@ async def decoded(state: ServiceState, data: bytes, model: LoadedModel, label: s
         return await anyio.to_thread.run_sync(job)
 
 
-@dataclass(frozen=True)
-class Job:
-    """Who asks (for the record), and how their image is named in errors."""
-
-    label: str
-    request_id: str = ""
-
-
 async def _judged(
     state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, job: Job,
     facts: Decoded | None = None,
@@ -87,9 +79,11 @@ async def _judged(
     limit = policy.ood_limit(model.reference)
     embedding, stats = projected(model, score), input_stats(pixels, facts)
     state.watch.add(embedding, score.probability, stats)
+    refused = score.ood is not None and limit is not None and score.ood > limit
+    if not refused and job.request_id:  # answered: a label may come back for it
+        state.book.predicted((job.request_id, job.index), model.version, score.probability)
     if state.records is not None:
-        refused = score.ood is not None and limit is not None and score.ood > limit
-        record = record_of(model, score, embedding, stats, facts, job.request_id, refused)
+        record = record_of(model, score, embedding, stats, facts, job, refused)
         kept = state.records.add(record)
         state.metrics.records.labels("kept" if kept else "dropped").inc()
     policy.check_ood(score.ood, limit, job.label)

@@ -32,7 +32,7 @@ def run_server(
     settings = get_settings()
     source = make_source(model or cfg.serve_model, settings, cfg.cache_dir(settings.root))
     loaded = load_current(source, cfg)
-    app = create_app(cfg, source, loaded, _records(settings))
+    app = create_app(cfg, source, loaded, _stores(settings))
     host = host or cfg.serve_host
     port = cfg.serve_port if port is None else port
     banner = intro or (
@@ -54,7 +54,7 @@ def run_server(
     )  # fmt: skip
 
 
-def _records(settings: Settings) -> RecordStore | None:
+def _stores(settings: Settings) -> tuple[RecordStore, RecordStore] | None:
     from pneumo import paths, storage
     from pneumo.monitor_settings import MonitorSettings
     from pneumo.monitoring.records import RecordStore
@@ -64,7 +64,8 @@ def _records(settings: Settings) -> RecordStore | None:
         return None
     url = monitor.records_url or storage.join(settings.root, paths.RECORDS_DIR)
     event("records", folder=storage.join(url, monitor.replica))
-    return RecordStore(url, monitor, settings)
+    labels = RecordStore(url, monitor, settings, suffix=paths.LABEL_SUFFIX)
+    return RecordStore(url, monitor, settings), labels
 
 
 def _stopped(signum: int, frame: Any) -> None:

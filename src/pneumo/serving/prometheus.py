@@ -88,6 +88,30 @@ class Metrics:
         for test in DRIFT_TESTS:
             for gauge in (self.drift_p, self.drift_statistic, self.drift):
                 gauge.labels(test).set(float("nan"))
+        self.feedback = Counter(
+            "pneumo_feedback_labels", "Delayed labels received, by outcome.", ["outcome"],
+            registry=r,
+        )  # fmt: skip
+        self.labelled_auroc = Gauge(
+            "pneumo_labelled_auroc", "AUROC over the window of labelled predictions (NaN: "
+            "one class so far).", registry=r,
+        )  # fmt: skip
+        self.labelled_sensitivity = Gauge(
+            "pneumo_labelled_sensitivity", "Sensitivity at the threshold, labelled window.",
+            registry=r,
+        )  # fmt: skip
+        self.labelled_specificity = Gauge(
+            "pneumo_labelled_specificity", "Specificity at the threshold, labelled window.",
+            registry=r,
+        )  # fmt: skip
+        self.labelled = Gauge(
+            "pneumo_labelled_images", "Labelled predictions in the window, by label.", ["label"],
+            registry=r,
+        )  # fmt: skip
+        for gauge in (self.labelled_auroc, self.labelled_sensitivity, self.labelled_specificity):
+            gauge.set(float("nan"))
+        for label in ("positive", "negative"):
+            self.labelled.labels(label).set(0)
         self.model_info = Gauge(
             "pneumo_model_info", "The model being served (value 1).", ["name", "version"],
             registry=r,

@@ -15,6 +15,7 @@ import numpy as np
 
 from pneumo.data.decode.image import Decoded
 from pneumo.monitoring.records import Record, RecordStore
+from pneumo.serving.job import Job
 from pneumo.serving.logs import event
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.prometheus import Metrics
@@ -44,13 +45,14 @@ def record_of(
     embedding: np.ndarray | None,
     stats: dict[str, float | None],
     facts: Decoded | None,
-    request_id: str,
+    job: Job,
     refused: bool,
 ) -> Record:
     """The record of one scored image: no pixels, no names; the embedding projected."""
     width, height = stats["orig_width"], stats["orig_height"]
     return Record(
-        time=time.time(), model_version=model.version, request_id=request_id,
+        time=time.time(), model_version=model.version, request_id=job.request_id,
+        index=job.index,
         probability=score.probability, positive=model.decide(score.probability)[1],
         ood_score=score.ood, embedding=None if embedding is None else embedding.tolist(),
         mean_intensity=float(stats["mean_intensity"] or 0.0),

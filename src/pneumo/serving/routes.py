@@ -13,7 +13,8 @@ from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.inputs import ApiError
-from pneumo.serving.judge import Job, score_all, score_file, too_large
+from pneumo.serving.job import Job
+from pneumo.serving.judge import score_all, score_file, too_large
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.schemas import (
     BatchItem,
@@ -96,7 +97,7 @@ async def predict_batch(
     batcher: MicroBatcher = request.app.state.batcher
     scores = await score_all(
         [
-            _score(state, batcher, f, model, Job(f"files[{i}]", request.state.request_id))
+            _score(state, batcher, f, model, Job(f"files[{i}]", request.state.request_id, i))
             for i, f in enumerate(files)
         ]
     )

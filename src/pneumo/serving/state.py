@@ -18,6 +18,7 @@ import anyio
 from pneumo.errors import PneumoError
 from pneumo.input_settings import InputSettings
 from pneumo.monitor_settings import MonitorSettings
+from pneumo.monitoring.labels import LabelBook
 from pneumo.monitoring.records import RecordStore
 from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.drift_watch import DriftWatch
@@ -55,9 +56,12 @@ class ServiceState:
         model: LoadedModel,
         metrics: Metrics,
         records: RecordStore | None = None,
+        labels: RecordStore | None = None,
     ) -> None:
         self.cfg = cfg
         self.records = records  # None: no prediction records kept
+        self.labels = labels  # where delayed labels are kept (beside the records)
+        self.book = LabelBook()
         self.source = source
         self.model = model
         self.metrics = metrics

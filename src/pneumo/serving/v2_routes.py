@@ -18,7 +18,8 @@ from pneumo import __version__
 from pneumo.packaging.signature import INPUT_NAME
 from pneumo.serving.api_errors import ApiError
 from pneumo.serving.batching import MicroBatcher
-from pneumo.serving.judge import Job, score_all, score_file, score_pixels
+from pneumo.serving.job import Job
+from pneumo.serving.judge import score_all, score_file, score_pixels
 from pneumo.serving.model import LoadedModel
 from pneumo.serving.routes import Protected, service
 from pneumo.serving.state import ServiceState
@@ -128,13 +129,13 @@ async def infer(request: Request, _: Protected, name: str, version: str | None =
     rid = parsed.id or request.state.request_id
     if parsed.files is not None:
         jobs = [
-            score_file(state, batcher, f, model, Job(f"image[{i}]", rid))
+            score_file(state, batcher, f, model, Job(f"image[{i}]", rid, i))
             for i, f in enumerate(parsed.files)
         ]
     else:
         assert parsed.pixels is not None
         jobs = [
-            score_pixels(state, batcher, p[None], model, Job(f"image[{i}]", rid))
+            score_pixels(state, batcher, p[None], model, Job(f"image[{i}]", rid, i))
             for i, p in enumerate(parsed.pixels)
         ]
     scores = await score_all(jobs)
