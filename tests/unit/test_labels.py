@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pneumo.metrics.curves import roc_auc
-from pneumo.monitoring.labels import LabelBook
+from pneumo.monitoring.ground_truth import LabelBook
 
 
 def test_labels_join_once_and_the_window_scores_the_served_version() -> None:

@@ -12,7 +12,7 @@ import time
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from pneumo.monitoring.labels import Performance
+from pneumo.monitoring.ground_truth import Performance
 from pneumo.monitoring.records import LabelRecord
 from pneumo.serving.api_errors import ApiError
 from pneumo.serving.routes import ERRORS, Protected, service

@@ -62,6 +62,19 @@ class Metrics:
             "pneumo_inference_duration_seconds", "Time of one ONNX Runtime call.",
             buckets=LATENCY_BUCKETS, registry=r,
         )  # fmt: skip
+        self._monitoring(r)
+        self.model_info = Gauge(
+            "pneumo_model_info", "The model being served (value 1).", ["name", "version"],
+            registry=r,
+        )  # fmt: skip
+        self.swaps = Counter("pneumo_model_swaps", "Models swapped in while serving.", registry=r)
+        self.load_failures = Counter(
+            "pneumo_model_load_failures", "Model versions refused (failed to load or verify).",
+            registry=r,
+        )  # fmt: skip
+
+    def _monitoring(self, r: CollectorRegistry) -> None:
+        """The monitoring's series: records, drift checks, delayed labels."""
         self.records = Counter(
             "pneumo_monitor_records", "Prediction records kept, and dropped (store unreachable).",
             ["outcome"], registry=r,
@@ -112,15 +125,6 @@ class Metrics:
             gauge.set(float("nan"))
         for label in ("positive", "negative"):
             self.labelled.labels(label).set(0)
-        self.model_info = Gauge(
-            "pneumo_model_info", "The model being served (value 1).", ["name", "version"],
-            registry=r,
-        )  # fmt: skip
-        self.swaps = Counter("pneumo_model_swaps", "Models swapped in while serving.", registry=r)
-        self.load_failures = Counter(
-            "pneumo_model_load_failures", "Model versions refused (failed to load or verify).",
-            registry=r,
-        )  # fmt: skip
 
     def observe_batch(self, size: int, seconds: float) -> None:
         self.batch_size.observe(size)

@@ -18,7 +18,7 @@ import anyio
 from pneumo.errors import PneumoError
 from pneumo.input_settings import InputSettings
 from pneumo.monitor_settings import MonitorSettings
-from pneumo.monitoring.labels import LabelBook
+from pneumo.monitoring.ground_truth import LabelBook
 from pneumo.monitoring.records import RecordStore
 from pneumo.serving.budget import DecodeBudget
 from pneumo.serving.drift_watch import DriftWatch
