@@ -23,8 +23,9 @@ export PNEUMO_TEST_DATA
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-# Everything from the locks, each file checked against its hash; then pneumo itself, editable,
-# without its dependencies (the lock has them) and built by the locked hatchling.
+# Everything from the locks, each file checked against its hash, and nothing built by a tool
+# fetched unhashed (--no-build-isolation: build.lock's hatchling and setuptools build what needs
+# building); then pneumo itself, editable, without its dependencies (dev.lock has them).
 $(STAMP): pyproject.toml requirements/build.lock requirements/dev.lock
 	@grep -q '^torch==$(TORCH_VERSION) ' requirements/dev.lock \
 	  && grep -q '^torchvision==$(TORCHVISION_VERSION) ' requirements/dev.lock \
@@ -33,7 +34,7 @@ $(STAMP): pyproject.toml requirements/build.lock requirements/dev.lock
 	       exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/build.lock
-	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-build-isolation -r requirements/dev.lock
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
