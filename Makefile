@@ -3,26 +3,56 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# The torch pair installed first (this project's machines carry these wheels on disk).
+# The torch pair the locks pin (requirements/constraints.txt; this project's machines carry these
+# wheels on disk). To move it: change it here and there, then `make lock`.
 TORCH_VERSION       ?= 2.14.1
 TORCHVISION_VERSION ?= 0.29.1
+# Lock files (requirements/, README "Dependencies: lock files"): uv from the dev extra.
+UV      ?= $(BIN)/uv
+# `make lock UPGRADE=--upgrade` (or `UPGRADE="--upgrade-package NAME"`) moves pins within the ranges
+# of pyproject.toml; without it the pins already in the locks are kept.
+UPGRADE ?=
+LOCK     = $(UV) pip compile --quiet --generate-hashes --python-platform x86_64-manylinux_2_28 \
+           --no-python-downloads --no-strip-extras -c requirements/constraints.txt $(UPGRADE)
 # Real data for the tests and benchmarks (skipped when absent).
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile serve clean
+.PHONY: help install lock demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(STAMP): pyproject.toml
+# Everything from the locks, each file checked against its hash, and nothing built by a tool
+# fetched unhashed (--no-build-isolation: build.lock's hatchling and setuptools build what needs
+# building); then pneumo itself, editable, without its dependencies (dev.lock has them).
+$(STAMP): pyproject.toml requirements/build.lock requirements/dev.lock
+	@grep -q '^torch==$(TORCH_VERSION) ' requirements/dev.lock \
+	  && grep -q '^torchvision==$(TORCHVISION_VERSION) ' requirements/dev.lock \
+	  || { echo "requirements/dev.lock does not pin torch==$(TORCH_VERSION)" \
+	       "torchvision==$(TORCHVISION_VERSION): change requirements/constraints.txt, then make lock" >&2; \
+	       exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" "torchvision==$(TORCHVISION_VERSION)"
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/build.lock
+	$(BIN)/python -m pip install --quiet --require-hashes --no-build-isolation -r requirements/dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install pneumo with its dev tools
+install: $(STAMP)  ## create .venv and install pneumo with its dev tools (requirements/dev.lock)
+
+# dev.lock first: the others take it as constraints, so that every package they share with it is
+# at the version the tests run with. Python and platform: those of each lock's consumer.
+lock: $(STAMP)  ## regenerate requirements/*.lock from pyproject.toml and requirements/*.in
+	$(LOCK) --python-version 3.11 pyproject.toml requirements/build.in --extra dev \
+	  -o requirements/dev.lock
+	$(LOCK) --python-version 3.11 requirements/build.in -c requirements/dev.lock \
+	  -o requirements/build.lock
+	$(LOCK) --python-version 3.11 --only-binary :all: pyproject.toml --extra serve \
+	  -c requirements/dev.lock -o requirements/serve.lock
+	$(LOCK) --python-version 3.12 --only-binary :all: pyproject.toml --extra train \
+	  -c requirements/dev.lock -o requirements/train.lock
+	$(LOCK) --python-version 3.11 --only-binary :all: requirements/mlflow.in \
+	  -c requirements/dev.lock -o requirements/mlflow.lock
 
 demo: $(STAMP)  ## the whole cycle on synthetic data, ending in a served model (Ctrl-C stops)
 	$(BIN)/pneumo demo

@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 # The MLflow tracking server of compose.yaml: MLflow with the PostgreSQL driver (backend
 # store) and boto3 (artifacts on MinIO or any S3 endpoint), which the upstream image lacks.
-# The MLflow version is the one pneumo's client is tested with (.venv: mlflow 3.17.2).
+# Installed from requirements/mlflow.lock (requirements/mlflow.in, compiled with dev.lock as its
+# constraints), every file checked against its hash: the MLflow version is the one pneumo's
+# client is tested with (mlflow 3.17.2; tests/unit/test_locks.py checks they agree).
 
 ARG PYTHON_IMAGE=python:3.11-slim
 FROM ${PYTHON_IMAGE}
@@ -9,7 +11,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN pip install "mlflow==3.17.2" "psycopg2-binary==2.9.13" "boto3==1.43.117" \
+RUN --mount=type=bind,source=requirements/mlflow.lock,target=/tmp/mlflow.lock \
+    pip install --require-hashes --only-binary=:all: --requirement /tmp/mlflow.lock \
     && groupadd --system --gid 10001 mlflow \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/mlflow mlflow
 USER 10001:10001

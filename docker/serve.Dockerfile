@@ -10,22 +10,31 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- build: a wheel of pneumo and of every dependency of its `serve` extra -----------------
+# --- build: every file of requirements/serve.lock (hash-checked), and pneumo's wheel -------
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+COPY requirements/build.lock requirements/serve.lock requirements/
+# pip and hatchling from their lock; pneumo built by that hatchling, without its dependencies.
+RUN pip install --no-cache-dir --require-hashes --requirement requirements/build.lock \
+    && pip download --no-cache-dir --require-hashes --only-binary=:all: --dest /wheels \
+        --requirement requirements/serve.lock \
+    && cp requirements/serve.lock /wheels/serve.lock
 COPY pyproject.toml README.md ./
 COPY src/ src/
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[serve]" \
-    && printf 'pneumo[serve] @ file://%s\n' /wheels/pneumo-*.whl > /wheels/requirements.txt
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels/pneumo .
 
 # --- final: installed from those wheels alone; no compiler, no pip cache, no torch ---------
+# The lock's files first, each checked against its hash again, then pneumo with --no-deps: the
+# image holds requirements/serve.lock (the versions the tests run with) and pneumo, nothing else.
 FROM ${PYTHON_IMAGE}
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-index --find-links /wheels --requirement /wheels/requirements.txt \
+    pip install --no-index --find-links /wheels --require-hashes \
+        --requirement /wheels/serve.lock \
+    && pip install --no-index --no-deps /wheels/pneumo/pneumo-*.whl \
     && groupadd --system --gid 10001 pneumo \
     && useradd --system --uid 10001 --gid 10001 --create-home --home-dir /home/pneumo pneumo \
     && install -d -o 10001 -g 10001 /app

@@ -14,20 +14,19 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 ARG CUDA_IMAGE=nvidia/cuda:13.0.2-base-ubuntu24.04
 
-# --- build: pneumo's own wheel (pure Python) -------------------------------------------------
+# --- build: pneumo's own wheel (pure Python), built by the locked hatchling -------------------
 FROM ${PYTHON_IMAGE} AS build
 WORKDIR /src
+COPY requirements/build.lock requirements/
+RUN pip install --no-cache-dir --require-hashes --requirement requirements/build.lock
 COPY pyproject.toml README.md ./
 COPY src/ src/
-RUN pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
-    && printf 'pneumo[train] @ file://%s\n' /wheels/pneumo-*.whl > /wheels/requirements.txt
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation --wheel-dir /wheels .
 
-# --- final: CUDA base, Ubuntu's Python in a virtual environment, torch, pneumo[train] --------
+# --- final: CUDA base, Ubuntu's Python in a virtual environment, requirements/train.lock, pneumo -
 FROM ${CUDA_IMAGE}
-# The torch pair this project pins (Makefile: TORCH_VERSION, TORCHVISION_VERSION).
-ARG TORCH_VERSION=2.14.1
-ARG TORCHVISION_VERSION=0.29.1
 # Ubuntu's own Python (3.12 on 24.04); its versions follow the base image's security updates.
+# requirements/train.lock is compiled for it (Python 3.12, manylinux_2_28 x86_64).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
@@ -43,10 +42,14 @@ ENV VIRTUAL_ENV=/opt/venv \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# torch first, pinned, so that pneumo's `torch>=...` is already satisfied.
-RUN pip install "torch==${TORCH_VERSION}" "torchvision==${TORCHVISION_VERSION}"
+# The train extra from its lock, every file checked against its hash: torch and torchvision are
+# the pair the project pins (requirements/constraints.txt = the Makefile's TORCH_VERSION and
+# TORCHVISION_VERSION), their CUDA libraries and everything else at the locked versions.
+RUN --mount=type=bind,source=requirements/train.lock,target=/tmp/train.lock \
+    pip install --require-hashes --only-binary=:all: --requirement /tmp/train.lock
+# Then pneumo itself, without dependencies: the lock has them all.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --requirement /wheels/requirements.txt
+    pip install --no-index --no-deps /wheels/pneumo-*.whl
 WORKDIR /app
 # The experiment configs, so that `pneumo train -c configs/….yaml` works as in the repository.
 COPY --chown=10001:10001 configs/ configs/

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
+from tests import lock_support
 from tests.conftest import REPO
 
 DOCKER = REPO / "docker"
@@ -169,6 +170,7 @@ def parse_healthcheck(args: str) -> tuple[dict[str, str], list[str]]:
 
 
 PIP_EXTRAS = re.compile(r"\bpneumo\[([\w,\s-]+)\]")
+LOCK_REF = re.compile(r"\brequirements/([\w-]+\.lock)\b")
 
 
 def project() -> dict[str, Any]:
@@ -179,13 +181,16 @@ def project() -> dict[str, Any]:
 def extras_problems(
     dockerfile_text: str, expected: set[str], pyproject: dict[str, Any]
 ) -> list[str]:
-    """The `pneumo[...]` extras a Dockerfile installs: exactly `expected`, all defined by the
-    project; and the `serve` extra (and a serve image) without torch."""
+    """The pneumo extras a Dockerfile installs: through the lock files it names (the extras each
+    was compiled from, its header says) or a `pneumo[...]`; exactly `expected`, all defined by
+    the project; and the `serve` extra (and a serve image, and its locks) without torch."""
     problems: list[str] = []
     defined = pyproject.get("optional-dependencies", {})
     # What the instructions say, comments left out.
     text = "\n".join(f"{i.keyword} {i.args}" for i in instructions(dockerfile_text))
     used = {e.strip() for m in PIP_EXTRAS.finditer(text) for e in m.group(1).split(",")}
+    locks = {name: lock_support.read_lock(name) for name in set(LOCK_REF.findall(text))}
+    used |= {extra for lock in locks.values() for extra in lock.option("--extra")}
     if used != expected:
         problems.append(f"installs pneumo{sorted(used)}, expected pneumo{sorted(expected)}")
     problems += [
@@ -198,6 +203,11 @@ def extras_problems(
         ]
         if re.search(r"\btorch", text):
             problems.append("a serve image mentions torch")
+        problems += [
+            f"requirements/{name} pins torch"
+            for name, lock in locks.items()
+            if {"torch", "torchvision"} & set(lock.pins)
+        ]
     return problems
 
 

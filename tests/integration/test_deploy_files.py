@@ -28,6 +28,7 @@ import yaml
 
 from pneumo.serving.prometheus import Metrics
 from tests import deploy_support as ds
+from tests import lock_support as ls
 from tests.conftest import REPO
 from tests.serving_support import Registered, Service, free_port, started_service
 
@@ -116,12 +117,17 @@ def test_train_dockerfile_final_stage() -> None:
     assert final.user and final.user.split(":")[0] not in ("0", "root")
     assert final.entrypoint == ["pneumo"]
     assert any(i.args.split()[-2:] == ["configs/", "configs/"] for i in final.all("COPY"))
-    # The torch pair is the one the project pins (Makefile), passed as build arguments.
+    # torch and the rest from requirements/train.lock by hash, then pneumo's own wheel alone.
+    runs = [i.args for i in final.all("RUN")]
+    assert any("requirements/train.lock" in r and "--require-hashes" in r for r in runs)
+    assert any("from=build" in r and "--no-deps" in r for r in runs)
+    assert not any(re.search(r"pip install[^&]*\btorch", r) for r in runs)
+    # The torch pair in that lock is the one the project pins (Makefile).
     makefile = (REPO / "Makefile").read_text()
-    args = dict(i.args.split("=", 1) for i in final.all("ARG") if "=" in i.args)
-    for arg in ("TORCH_VERSION", "TORCHVISION_VERSION"):
+    lock = ls.read_lock("train.lock")
+    for arg, package in (("TORCH_VERSION", "torch"), ("TORCHVISION_VERSION", "torchvision")):
         pinned = re.search(rf"^{arg}\s*\?=\s*(\S+)", makefile, re.MULTILINE)
-        assert pinned and args[arg] == pinned.group(1)
+        assert pinned and lock.pins[package].version == pinned.group(1)
 
 
 @pytest.mark.parametrize(
@@ -135,8 +141,10 @@ def test_dockerfile_installs_the_projects_extra(name: str, extra: str) -> None:
 def test_extras_check_can_fail() -> None:
     pyproject = ds.project()
     text = (ds.DOCKER / "serve.Dockerfile").read_text()
-    unknown = text.replace("pneumo[serve]", "pneumo[serve,gpu]")
-    assert ds.extras_problems(unknown, {"serve"}, pyproject)
+    assert "requirements/serve.lock" in text
+    wrong_lock = text.replace("requirements/serve.lock", "requirements/dev.lock")
+    assert ds.extras_problems(wrong_lock, {"serve"}, pyproject)  # the dev extra, torch with it
+    assert ds.extras_problems(text + "RUN pip install 'pneumo[gpu]'\n", {"serve"}, pyproject)
     assert ds.extras_problems(text + "RUN pip install torch==2.14.1\n", {"serve"}, pyproject)
     with_torch = copy.deepcopy(pyproject)
     with_torch["optional-dependencies"]["serve"].append("torch>=2.4")
@@ -248,12 +256,24 @@ def test_alert_rules_use_the_live_scrapes_metrics_and_are_loaded(
 KEPT = [
     "pyproject.toml", "README.md", "src/pneumo/cli/__init__.py",
     "src/pneumo/render/templates/service.html.j2", "configs/default.yaml",
+    "requirements/build.lock", "requirements/serve.lock", "requirements/train.lock",
+    "requirements/mlflow.lock",
 ]  # fmt: skip
 LEFT_OUT = [
     ".git/HEAD", ".venv/bin/python", "pneumo-work/mlflow.db", "test-output/screenshots/a.png",
     ".mypy_cache/x.json", ".ruff_cache/x", ".pytest_cache/v", "src/pneumo/__pycache__/cli.pyc",
-    ".env", "tests/conftest.py", "compose.yaml",
+    ".env", "tests/conftest.py", "compose.yaml", "requirements/mlflow.in",
 ]  # fmt: skip
+BIND_SOURCE = re.compile(r"--mount=(?=[^ ]*type=bind)(?![^ ]*from=)[^ ]*source=([^, ]+)")
+
+
+def build_context_paths(instruction: ds.Instruction) -> list[str]:
+    """What a COPY (not --from) or a RUN's bind mount (not from=) reads from the build context."""
+    if instruction.keyword == "RUN":
+        return BIND_SOURCE.findall(instruction.args)
+    if instruction.keyword != "COPY" or "--from" in instruction.args:
+        return []
+    return [w for w in instruction.args.split() if not w.startswith("--")][:-1]
 
 
 def dockerignore_problems(text: str) -> list[str]:
@@ -262,13 +282,10 @@ def dockerignore_problems(text: str) -> list[str]:
     problems += [f"{p} is sent to the build" for p in LEFT_OUT if not ds.dockerignored(rules, p)]
     for name in DOCKERFILES:
         for stage in ds.read_dockerfile(name).stages:
-            for instruction in stage.all("COPY"):
-                if "--from" in instruction.args:
-                    continue
-                words = [w for w in instruction.args.split() if not w.startswith("--")]
+            for instruction in stage.instructions:
                 problems += [
-                    f"{name} copies {s}, which .dockerignore leaves out"
-                    for s in words[:-1]
+                    f"{name} reads {s}, which .dockerignore leaves out"
+                    for s in build_context_paths(instruction)
                     if ds.dockerignored(rules, s)
                 ]
     return problems
@@ -281,6 +298,7 @@ def test_dockerignore() -> None:
 def test_dockerignore_check_can_fail() -> None:
     text = (REPO / ".dockerignore").read_text()
     assert dockerignore_problems(text + "src/\n")  # the sources left out
+    assert dockerignore_problems(text.replace("!requirements/*.lock\n", ""))  # the locks
     assert dockerignore_problems(text.replace("**/__pycache__\n", ""))  # caches sent
     assert dockerignore_problems("\n".join(("**/__pycache__", ".git")))  # .venv etc. sent
 

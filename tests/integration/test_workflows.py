@@ -214,12 +214,30 @@ def test_ci_runs_the_readme_commands() -> None:
     _job_running("ci.yml", "make lint")
     ci = _load("ci.yml")
     assert ci["concurrency"]["cancel-in-progress"] is True
-    cache_keys = [
-        str(step["with"]["key"])
-        for _, _, step in _all_steps()
-        if "actions/cache@" in step.get("uses", "")
-    ]
-    assert cache_keys and all("hashFiles('pyproject.toml')" in key for key in cache_keys)
+    # pip's download cache is keyed on pyproject.toml and on every lock file its job installs
+    # (`make install`: build.lock and dev.lock).
+    cached = 0
+    for name in NAMES:
+        for job_id, job in _jobs(name).items():
+            keys = [
+                str(step["with"]["key"])
+                for step in _steps(job)
+                if "actions/cache@" in step.get("uses", "")
+            ]
+            if not keys:
+                continue
+            cached += 1
+            script = "\n".join(str(step.get("run", "")) for step in _steps(job))
+            locks = set(re.findall(r"requirements/[\w-]+\.lock", script))
+            if "make install" in script:
+                locks |= {"requirements/build.lock", "requirements/dev.lock"}
+            assert locks, f"{name}:{job_id} caches pip but installs no lock"
+            for key in keys:
+                hashed = re.search(r"hashFiles\(([^)]*)\)", key)
+                assert hashed, f"{name}:{job_id}: {key}"
+                files = set(re.findall(r"'([^']+)'", hashed.group(1)))
+                assert {"pyproject.toml", *locks} <= files, f"{name}:{job_id}: {key}"
+    assert cached
 
 
 def test_the_gpu_instance_is_always_stopped() -> None:
