@@ -23,6 +23,8 @@ TUNING_DIR = "tuning"  # `pneumo tune`: the study database and one folder per st
 RECORDS_DIR = "monitoring/records"  # the service's prediction records, a folder per replica
 RECORD_SUFFIX = ".records.parquet"  # one segment of records
 LABEL_SUFFIX = ".labels.parquet"  # one segment of delayed labels (POST /v1/feedback)
+MONITOR_REPORT_DIR = "monitoring/report"  # `pneumo monitor`'s default output
+MONITOR_JSON = "monitor.json"
 OPTUNA_DB = "optuna.db"
 # Under ~/.cache/pneumo when the root is object storage (SQLite, downloads and models need disk).
 USER_CACHE = (".cache", "pneumo")

@@ -83,7 +83,7 @@ def _drift_series(metrics: str, name: str) -> dict[str, float]:
 
 
 def test_drift_series_stay_quiet_on_the_models_own_kind_and_flip_on_another(
-    registered: Registered, real_data: Path, tmp_path: Path
+    registered: Registered, real_data: Path, tmp_path: Path, s3_endpoint: str
 ) -> None:
     """The tiny model learnt synthetic films: new ones from the same generator are its
     distribution, real adult and paediatric radiographs are another (scored anyway: the OOD
@@ -99,9 +99,10 @@ def test_drift_series_stay_quiet_on_the_models_own_kind_and_flip_on_another(
     assert len(own) == 16
     other = [p.read_bytes() for p in sorted((real_data / "nih-sample").rglob("*.png"))[:8]]
     other += [p.read_bytes() for p in sorted((real_data / "kermany-224").rglob("*.jpeg"))[:8]]
+    records = tmp_path / "records"
     settings = {
-        "monitor_records": "false", "monitor_window": "16", "monitor_check_every": "16",
-        "input_ood": "false", "poll_seconds": "0",
+        "monitor_records_url": str(records), "monitor_window": "16",
+        "monitor_check_every": "16", "input_ood": "false", "poll_seconds": "0",
     }  # fmt: skip
     with running_service(registered.env, tmp_path / "cwd", **settings) as svc:
         before = _drift_series(svc.metrics(), "pneumo_drift_p_value")
@@ -124,6 +125,42 @@ def test_drift_series_stay_quiet_on_the_models_own_kind_and_flip_on_another(
     assert quiet["embedding_mmd"] == 0.0, quiet
     assert loud["embedding_mmd"] == 1.0 and p_values["embedding_mmd"] < 0.01, (loud, p_values)
     assert '"event": "drift_detected"' in svc.logs()
+    _monitor_reports_the_same(registered, records, tmp_path, s3_endpoint)
+
+
+def _monitor_reports_the_same(
+    registered: Registered, records: Path, tmp_path: Path, s3_endpoint: str
+) -> None:
+    """`pneumo monitor` over those records, from the folder and from a bucket: the same two
+    windows, the first quiet and the second flagged, in an HTML report and as JSON."""
+    import json
+
+    import s3fs
+    from typer.testing import CliRunner
+
+    from pneumo.cli import app
+    from pneumo.settings import Settings
+    from pneumo.stages.monitor import monitor
+    from tests.serving_support import pytest_env
+
+    local = monitor(str(records), Settings(root=str(registered.root)), window=16,
+                    out=str(tmp_path / "report"))  # fmt: skip
+    windows = local.timeline.windows
+    assert list(windows["images"]) == [16, 16] and list(windows["version"]) == ["1", "1"]
+    assert list(windows["drift_embedding_mmd"]) == [False, True]
+    html = Path(local.report).read_text()
+    assert "Drift" in html and "Data quality" in html and "data:image/png;base64" in html
+    assert "No labels joined yet" in html
+    fs = s3fs.S3FileSystem(client_kwargs={"endpoint_url": s3_endpoint})
+    fs.mkdir("watch")
+    fs.put(str(records), "watch/records", recursive=True)
+    with pytest_env(**registered.env, PNEUMO_S3_ENDPOINT_URL=s3_endpoint):
+        out = CliRunner().invoke(app, ["monitor", "--records", "s3://watch/records",
+                                       "--window", "16", "--json"])  # fmt: skip
+    assert out.exit_code == 0, out.output
+    document = json.loads(out.output)
+    assert [w["drift_embedding_mmd"] for w in document["windows"]] == [False, True]
+    assert document["quality"]["records"] == 32 and document["drifted_windows"] == 1
 
 
 def test_delayed_labels_join_their_predictions_once_and_move_the_performance_series(

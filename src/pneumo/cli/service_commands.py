@@ -23,6 +23,29 @@ def serve(
     run_server(model=model, host=host, port=port)
 
 
+@app.command("monitor")
+def monitor(
+    records: Annotated[
+        str | None, opt("Records folder or URL (default $PNEUMO_ROOT/monitoring/records).")
+    ] = None,
+    since: Annotated[str | None, opt("From this date or date-time (ISO, UTC).")] = None,
+    until: Annotated[str | None, opt("Until this date or date-time (ISO, UTC).")] = None,
+    out: Annotated[
+        str | None, opt("Report folder (default $PNEUMO_ROOT/monitoring/report).")
+    ] = None,
+    window: Annotated[int, opt("Images per drift window.")] = 50,
+    alpha: Annotated[float, opt("A test flags drift below this p-value.")] = 0.01,
+    as_json: Annotated[bool, opt("Print the report as JSON.", "--json")] = False,
+) -> None:
+    """Report on served models: drift over time, distributions, data quality, labelled
+    performance (HTML, and JSON)."""
+    from pneumo.reports.monitoring import to_json
+    from pneumo.stages.monitor import monitor as stage
+
+    result = stage(records, since=since, until=until, out=out, window=window, alpha=alpha)
+    typer.echo(to_json(result.timeline) if as_json else result.summary())
+
+
 @app.command("demo")
 def demo(
     data: Annotated[
