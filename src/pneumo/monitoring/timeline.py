@@ -41,9 +41,10 @@ def _cuts(n: int, window: int) -> list[tuple[int, int]]:
     return [c for c in cuts if c[1] - c[0] >= 2]
 
 
-def _tests(
+def window_tests(
     part: pd.DataFrame, ref: DriftReference, seed: int, permutations: int
 ) -> dict[str, float]:
+    """The p-value of each drift test of one window of records against ``ref``."""
     out: dict[str, float] = {}
     emb = [np.asarray(e, np.float64) for e in part["embedding"] if e is not None and len(e)]
     if len(emb) >= 2:
@@ -72,7 +73,7 @@ def drift_windows(
                 "end": float(chunk["time"].iloc[-1]), "images": b - a,
             }  # fmt: skip
             if ref is not None:
-                for test, p in _tests(chunk, ref, i, permutations).items():
+                for test, p in window_tests(chunk, ref, i, permutations).items():
                     row[f"p_{test}"], row[f"drift_{test}"] = p, bool(p < alpha)
             rows.append(row)
     return pd.DataFrame(rows)
