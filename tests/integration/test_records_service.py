@@ -226,3 +226,31 @@ def test_delayed_labels_join_their_predictions_once_and_move_the_performance_ser
     assert len(kept) == 16 and set(kept["request_id"]) == {*(k[0] for k in scored), "ghost"}
     ghost = kept[kept["request_id"] == "ghost"].iloc[0]
     assert pd.isna(ghost["model_version"]) and kept["model_version"].notna().sum() == 15
+
+
+def test_records_buffered_when_the_service_is_killed_are_written_by_the_next_one(
+    registered: Registered, tmp_path: Path
+) -> None:
+    records = tmp_path / "records"
+    image = Path(sorted(registered.test_images)[0]).read_bytes()
+    settings = {
+        "monitor_records_url": str(records), "monitor_replica": "r",
+        "monitor_segment_seconds": "3600", "input_ood": "false", "poll_seconds": "0",
+    }  # fmt: skip
+    with running_service(registered.env, tmp_path / "cwd", **settings) as svc:
+        for i in range(4):
+            r = requests.post(f"{svc.url}/v1/predict", files={"file": ("x.png", image)},
+                              headers={"X-Request-ID": f"k{i}"}, timeout=30)  # fmt: skip
+            assert r.status_code == 200
+        svc.process.kill()  # SIGKILL: no shutdown, nothing flushed
+        svc.process.wait()
+    assert read_records(str(records)).empty  # nothing was written as a segment
+    (journal,) = (records / "r" / ".journal").glob("r.records.parquet-*.jsonl")
+    with journal.open("a") as fh:
+        fh.write('{"time": 1.0, "model_vers')  # a line the kill cut short
+    (records / "r" / ".20260101T000000.000000-dead.records.parquet.tmp-1").write_bytes(b"PAR1")
+    with running_service(registered.env, tmp_path / "cwd2", **settings) as svc:
+        assert '"recovered": 4' in svc.logs()
+    frame = read_records(str(records))
+    assert sorted(frame["request_id"]) == ["k0", "k1", "k2", "k3"]  # intact, readable
+    assert not journal.exists()

@@ -72,3 +72,33 @@ def test_settings_validate() -> None:
     with pytest.raises(ValueError, match="segment_records"):
         MonitorSettings.model_validate({"segment_records": 0})
     assert MonitorSettings().replica  # the host name by default
+
+
+def test_a_killed_stores_journal_is_written_by_the_next_store(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    journal = tmp_path / "journal"
+    # a store in another process buffers two records, then that process dies unflushed
+    code = (
+        "import sys, time; sys.path.insert(0, sys.argv[3]); "
+        "from pneumo.monitor_settings import MonitorSettings; "
+        "from pneumo.monitoring.records import RecordStore; "
+        "from tests.unit.test_records import record; "
+        "s = RecordStore(sys.argv[1], MonitorSettings(replica='a'), journal=__import__('pathlib')"
+        ".Path(sys.argv[2])); [s.add(record(time.time(), request_id=f'j{i}')) for i in range(2)]; "
+        "import os; os._exit(0)"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, f"{root}/src"])}
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "rec"), str(journal), root],
+                   check=True, env=env, timeout=60)  # fmt: skip
+    assert read_records(str(tmp_path / "rec")).empty
+    store = RecordStore(str(tmp_path / "rec"), settings(), journal=journal)
+    assert store.recovered == 2
+    assert list(read_records(str(tmp_path / "rec"))["request_id"]) == ["j0", "j1"]
+    store.add(record(time.time(), request_id="mine"))
+    store.flush()  # written: the journal keeps nothing of it
+    store.close()
+    assert list(journal.glob("*.jsonl")) == []

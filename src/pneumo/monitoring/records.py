@@ -24,12 +24,14 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from pneumo import paths, storage
 from pneumo.monitor_settings import MonitorSettings
+from pneumo.monitoring.journal import Journal, read_journal
 from pneumo.settings import Settings
 
 COLUMNS = (
@@ -81,8 +83,10 @@ class RecordStore:
 
     def __init__(
         self, url: str, cfg: MonitorSettings, settings: Settings | None = None,
-        suffix: str = paths.RECORD_SUFFIX,
+        suffix: str = paths.RECORD_SUFFIX, journal: Path | None = None,
     ) -> None:  # fmt: skip
+        """``journal``: a local folder where what is buffered is journalled (monitoring.journal);
+        the journals of killed processes found there are written as segments first."""
         self.folder = storage.join(url, cfg.replica)
         self.cfg = cfg
         self.settings = settings
@@ -90,12 +94,32 @@ class RecordStore:
         self._buffer: list[Record | LabelRecord] = []
         self._lock = threading.Lock()
         self.written = 0  # segments written by this process
+        self.recovered = 0  # records of killed processes written as segments
+        self._journal = None
+        if journal is not None:
+            self._journal = Journal(journal, f"{cfg.replica}{suffix}")
+            self._recover(self._journal)
+
+    def _recover(self, journal: Journal) -> None:
+        kind = Record if self.suffix == paths.RECORD_SUFFIX else LabelRecord
+        for orphan in journal.orphans():
+            rows = read_journal(orphan)
+            for start in range(0, len(rows), self.cfg.segment_records):
+                self._write([kind(**r) for r in rows[start : start + self.cfg.segment_records]])
+            self.recovered += len(rows)
+            orphan.unlink()
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
 
     def add(self, record: Record | LabelRecord) -> bool:
         """Buffer ``record``; False when the buffer was full and the oldest one was dropped
         (the store has been unreachable for ``BUFFERED_SEGMENTS`` segments)."""
         with self._lock:
             self._buffer.append(record)
+            if self._journal is not None:
+                self._journal.append(asdict(record))
             if len(self._buffer) > BUFFERED_SEGMENTS * self.cfg.segment_records:
                 del self._buffer[0]
                 return False
@@ -120,21 +144,29 @@ class RecordStore:
             del self._buffer[: len(records)]
         if not records:
             return None
+        try:
+            url = self._write(records)
+        except BaseException:
+            with self._lock:  # kept for the next try, in order
+                self._buffer[:0] = records
+            raise
+        if self._journal is not None:
+            with self._lock:
+                self._journal.rewrite([asdict(r) for r in self._buffer])
+        self.written += 1
+        self.prune()
+        return url
+
+    def _write(self, records: list[Record | LabelRecord]) -> str:
+        """One segment of ``records``, whole or not at all."""
         url = storage.join(self.folder, segment_name(records[0].time, self.suffix))
         columns = [f.name for f in fields(records[0])]
         frame = pd.DataFrame([asdict(r) for r in records], columns=columns)
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
-        try:
-            storage.makedirs(self.folder, self.settings)
-            with storage.atomic_open(url, self.settings) as fh:
-                fh.write(buf.getvalue())
-        except BaseException:
-            with self._lock:  # kept for the next try, in order
-                self._buffer[:0] = records
-            raise
-        self.written += 1
-        self.prune()
+        storage.makedirs(self.folder, self.settings)
+        with storage.atomic_open(url, self.settings) as fh:
+            fh.write(buf.getvalue())
         return url
 
     def prune(self, now: float | None = None) -> int:

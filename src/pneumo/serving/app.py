@@ -107,6 +107,8 @@ def create_app(
                 writer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await writer
+            for store in stores or ():
+                store.close()
             state.heavy.shutdown()
             event("service_stopped")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pneumo.serving.logs import LOG_CONFIG, configure, event
@@ -63,9 +65,24 @@ def _stores(settings: Settings) -> tuple[RecordStore, RecordStore] | None:
     if not monitor.records:
         return None
     url = monitor.records_url or storage.join(settings.root, paths.RECORDS_DIR)
-    event("records", folder=storage.join(url, monitor.replica))
-    labels = RecordStore(url, monitor, settings, suffix=paths.LABEL_SUFFIX)
-    return RecordStore(url, monitor, settings), labels
+    journal = journal_folder(url, monitor.replica)
+    records = RecordStore(url, monitor, settings, journal=journal)
+    labels = RecordStore(url, monitor, settings, suffix=paths.LABEL_SUFFIX, journal=journal)
+    event("records", folder=storage.join(url, monitor.replica), journal=str(journal),
+          recovered=records.recovered + labels.recovered)  # fmt: skip
+    return records, labels
+
+
+def journal_folder(url: str, replica: str) -> Path:
+    """Where a replica journals what it has not written yet: beside its segments when they are
+    local, in the user's cache when they go to object storage."""
+    from pneumo import storage
+    from pneumo.settings import user_cache
+
+    if not storage.is_remote(url):
+        return Path(storage.strip_file_scheme(url)) / replica / ".journal"
+    digest = hashlib.sha1(url.encode()).hexdigest()[:12]
+    return user_cache() / "records-journal" / f"{replica}-{digest}"
 
 
 def _stopped(signum: int, frame: Any) -> None:
