@@ -108,3 +108,35 @@ def upload_in_browser(
     if js_errors:
         raise PageError("JavaScript error on the page: " + "; ".join(js_errors))
     return result
+
+
+def open_report(path: Path, screenshot: Path, timeout_s: float = 30) -> dict[str, int]:
+    """Open a self-contained HTML report from disk in headless Chromium: how many figures it
+    has, how many of them the browser decoded, how many requests left the file (none should),
+    and its sections (``h2``). A full-page screenshot is written to ``screenshot``."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    if executable is None:
+        raise RuntimeError("Chromium is not installed (looked for `chromium` on PATH)")
+    outside: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS, timeout=timeout_s * 1000
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on(
+                "request", lambda r: outside.append(r.url) if r.url.startswith("http") else None
+            )
+            page.goto(path.resolve().as_uri(), wait_until="load")
+            images = page.eval_on_selector_all("img", "els => els.map(e => e.naturalWidth)")
+            sections = page.eval_on_selector_all("h2", "els => els.length")
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return {
+        "figures": len(images), "decoded": sum(1 for w in images if w > 0),
+        "outside_requests": len(outside), "sections": int(sections),
+    }  # fmt: skip

@@ -31,6 +31,8 @@ def _tests(windows: pd.DataFrame) -> list[str]:
 
 
 def drift_figure(windows: pd.DataFrame, alpha: float) -> bytes:
+    from matplotlib.ticker import MaxNLocator
+
     fig = figures.figure(7.0, 3.2, left=0.8, bottom=0.7)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(windows))
@@ -40,6 +42,7 @@ def drift_figure(windows: pd.DataFrame, alpha: float) -> bytes:
     ax.axhline(alpha, c=figures.OPERATING, ls="--", lw=1, label=f"alpha {alpha:g}")
     ax.set_yscale("log")
     ax.set_xlabel("window (in time order)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("p-value")
     ax.legend(loc="best", fontsize=figures.FONT - 2, framealpha=0.9)
     figures.style(ax, "both", "Drift tests, window by window (below the line: drift)")
@@ -61,6 +64,8 @@ def histogram_figure(now: np.ndarray, then: np.ndarray, what: str) -> bytes:
 
 
 def performance_figure(perf: pd.DataFrame) -> bytes:
+    from matplotlib.ticker import MaxNLocator
+
     fig = figures.figure(7.0, 3.0, left=0.8, bottom=0.7)
     ax = fig.add_subplot(1, 1, 1)
     x = np.arange(len(perf))
@@ -69,6 +74,7 @@ def performance_figure(perf: pd.DataFrame) -> bytes:
                 label=metric)  # fmt: skip
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("labelled window (in time order)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(loc="lower left", fontsize=figures.FONT - 2)
     figures.style(ax, "both", "Labelled performance at the carried threshold")
     return figures.png(fig)
