@@ -10,13 +10,15 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import requests
+from PIL import Image
 
 from pneumo.monitoring.records import COLUMNS, read_records
 from tests.browser import chromium_path, open_report
-from tests.conftest import REPO
+from tests.conftest import REPO, dicom_bytes
 from tests.serving_support import Registered, running_service
 
 pytestmark = pytest.mark.slow
@@ -49,12 +51,16 @@ def test_every_scored_image_is_recorded_without_its_pixels_or_name(
                                           "data": data}]}  # fmt: skip
         v2 = requests.post(f"{svc.url}/v2/models/pneumonia/infer", json=body, timeout=30)
         assert v2.status_code == 200, v2.text
+        dicom = dicom_bytes(np.asarray(Image.open(files[0]).convert("L"), np.uint16) * 200)
+        r = requests.post(f"{svc.url}/v1/predict", files={"file": ("scan.dcm", dicom)},
+                          headers={"X-Request-ID": "dicom-1"}, timeout=30)  # fmt: skip
+        assert r.status_code == 200, r.text
         refused = requests.post(
             f"{svc.url}/v1/predict", files={"file": ("x.png", b"not an image")}, timeout=30
         )
         assert refused.status_code == 415  # refused before scoring: no record
         deadline = time.monotonic() + 20
-        while len(read_records(str(records))) < 6:  # written while it runs
+        while len(read_records(str(records))) < 7:  # written while it runs
             assert time.monotonic() < deadline, svc.logs()[-2000:]
             time.sleep(0.2)
         metrics = svc.metrics()
@@ -65,17 +71,18 @@ def test_every_scored_image_is_recorded_without_its_pixels_or_name(
         assert last.status_code == 200
     frame = read_records(str(records))  # the last one written on shutdown
     assert sorted(frame["request_id"]) == sorted(
-        ["one-0", "one-1", "batch-1", "batch-1", "batch-1", "v2-1", "at-shutdown"]
+        ["one-0", "one-1", "batch-1", "batch-1", "batch-1", "v2-1", "dicom-1", "at-shutdown"]
     )
     assert set(frame.columns) == {*COLUMNS, "replica"} and set(frame["replica"]) == {"replica-a"}
     text = frame.astype(str).to_string()
-    assert "secret-name" not in text and ".png" not in text  # no file names
+    assert "secret-name" not in text and ".png" not in text and ".dcm" not in text  # no names
+    assert "Doe" not in text and "PID-0042" not in text  # no DICOM header values
     first = frame[frame["request_id"] == "one-0"].iloc[0]
     assert first["probability"] == pytest.approx(registered.test_images[files[0]], abs=1e-4)
     assert len(first["embedding"]) == 8 and first["src_mode"] and first["orig_width"] > 0
     assert 0 < first["mean_intensity"] < 255 and not first["refused"]
     assert set(frame["model_version"]) == {"1"}
-    assert 'pneumo_monitor_records_total{outcome="kept"} 6.0' in metrics
+    assert 'pneumo_monitor_records_total{outcome="kept"} 7.0' in metrics
     assert 'pneumo_monitor_segments_total{outcome="written"}' in metrics
 
 
