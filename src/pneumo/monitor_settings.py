@@ -36,6 +36,9 @@ class MonitorSettings(BaseSettings):
     drift: bool = Field(True, description="Test recent inputs against the model's drift reference.")
     window: int = Field(50, ge=2, description="Images in the window each drift check tests.")
     check_every: int = Field(25, ge=1, description="A drift check every this many images.")
+    check_seconds: float = Field(
+        300.0, gt=0, description="…or when this long has passed since the last, with new images."
+    )
     alpha: float = Field(
         0.01, gt=0, lt=1, description="A drift test flags drift when its p-value is below this."
     )

@@ -136,5 +136,10 @@ def test_the_detector_checks_every_n_images_once_its_window_is_full() -> None:
     feed(50, 2.0, 40.0)  # another population, brighter: the whole window
     loud = detector.check()
     assert set(loud.drifted) == {"embedding_mmd", "mean_intensity_ks"}  # scores alike
+    late = DriftDetector(ref, window=4, every=100, seconds=60)
+    stats = {"mean_intensity": 120.0}
+    assert [late.add(None, 0.5, stats, now=t) for t in (1, 2, 3, 4, 30)] == [False] * 5
+    assert late.add(None, 0.5, stats, now=70)  # a minute since the last check, new images in
+    assert not late.add(None, 0.5, stats, now=71)
     with pytest.raises(ValueError, match="window"):
         DriftDetector(ref, window=1)

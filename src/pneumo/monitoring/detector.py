@@ -1,9 +1,10 @@
 """Drift of a served model's recent inputs from its drift reference, tested as they arrive.
 
 The service adds each scored image's projected embedding, probability and input statistics;
-every ``every`` images (once ``window`` are in) the last ``window`` are tested against the
-reference (:mod:`pneumo.monitoring.drift`): MMD on the embeddings, KS on the scores and on each
-input statistic the reference holds. A test flags drift when its p-value is below ``alpha``.
+every ``every`` images, or when ``seconds`` have passed since the last check and new images
+came in (once ``window`` are in), the last ``window`` are tested against the reference
+(:mod:`pneumo.monitoring.drift`): MMD on the embeddings, KS on the scores and on each input
+statistic the reference holds. A test flags drift when its p-value is below ``alpha``.
 Adding is cheap and thread-safe; :meth:`DriftDetector.check` (milliseconds) runs off the
 event loop.
 """
@@ -11,6 +12,7 @@ event loop.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,13 +44,15 @@ class DriftCheck:
 class DriftDetector:
     def __init__(
         self, reference: DriftReference, window: int = 50, every: int = 25, alpha: float = 0.01,
-        permutations: int = 500,
+        permutations: int = 500, seconds: float = 300.0,
     ) -> None:  # fmt: skip
         if window < 2 or every < 1 or not 0 < alpha < 1:
             raise ValueError(f"window {window} (2+), every {every} (1+), alpha {alpha} (0-1)")
         self.reference = reference
         self.window, self.every, self.alpha = window, every, alpha
         self.permutations = permutations
+        self.seconds = seconds
+        self._last: float | None = None  # when the last check was due (the first image before)
         self._rows: deque[tuple[np.ndarray | None, float, dict[str, float | None]]] = deque(
             maxlen=window
         )
@@ -57,15 +61,19 @@ class DriftDetector:
         self.checks = 0
 
     def add(
-        self, embedding: np.ndarray | None, probability: float, stats: Mapping[str, float | None]
-    ) -> bool:
-        """Add one image; True when a check is due."""
+        self, embedding: np.ndarray | None, probability: float, stats: Mapping[str, float | None],
+        now: float | None = None,
+    ) -> bool:  # fmt: skip
+        """Add one image; True when a check is due (``now``: a monotonic time, for tests)."""
+        now = time.monotonic() if now is None else now
         with self._lock:
             self._rows.append((embedding, probability, dict(stats)))
             self._since += 1
-            due = len(self._rows) >= self.window and self._since >= self.every
+            self._last = now if self._last is None else self._last
+            late = now - self._last >= self.seconds
+            due = len(self._rows) >= self.window and (self._since >= self.every or late)
             if due:
-                self._since = 0
+                self._since, self._last = 0, now
             return due
 
     def check(self) -> DriftCheck:

@@ -38,7 +38,7 @@ class DriftWatch:
         if self.cfg.drift and drift is not None:
             self.detector = DriftDetector(
                 drift, self.cfg.window, self.cfg.check_every, self.cfg.alpha,
-                self.cfg.permutations,
+                self.cfg.permutations, self.cfg.check_seconds,
             )  # fmt: skip
         for test in DRIFT_TESTS:
             for gauge in (self.metrics.drift_p, self.metrics.drift_statistic, self.metrics.drift):
