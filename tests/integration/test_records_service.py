@@ -211,6 +211,9 @@ def test_delayed_labels_join_their_predictions_once_and_move_the_performance_ser
         conflict = {"labels": [{"request_id": "p0", "index": 0, "label": flipped},
                                {"request_id": "p1", "index": 0, "label": same}]}  # fmt: skip
         refused = requests.post(f"{svc.url}/v1/feedback", json=conflict, timeout=30)
+        twice = {"labels": [{"request_id": "ghost2", "label": 1},
+                            {"request_id": "ghost2", "label": 0}]}  # fmt: skip
+        torn = requests.post(f"{svc.url}/v1/feedback", json=twice, timeout=30)
         malformed = requests.post(
             f"{svc.url}/v1/feedback", json={"labels": [{"request_id": "p0", "label": 3}]},
             timeout=30,
@@ -233,6 +236,7 @@ def test_delayed_labels_join_their_predictions_once_and_move_the_performance_ser
     assert keep == [line for line in metrics.splitlines() if line.startswith("pneumo_labelled")]
     assert refused.status_code == 409 and "labels[0] (p0, image 0)" in refused.json()["detail"]
     assert "labels[1]" not in refused.json()["detail"]
+    assert torn.status_code == 409 and "labels[1] (ghost2, image 0)" in torn.json()["detail"]
     assert malformed.status_code == 422
     assert malformed.json()["detail"].startswith("labels[0].label: not valid here")
     kept = read_records(str(records), suffix=paths.LABEL_SUFFIX)

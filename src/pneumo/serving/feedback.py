@@ -66,7 +66,11 @@ async def feedback(request: Request, _: Protected, body: FeedbackIn) -> Feedback
     state = service(request)
     book = state.book
     keys = [((item.request_id, item.index), item.label) for item in body.labels]
-    conflicts = [i for i, (key, label) in enumerate(keys) if book.outcome(key, label) == "conflict"]
+    first: dict[tuple[str, int], int] = {}
+    conflicts = []
+    for i, (key, label) in enumerate(keys):  # against earlier calls, and within this one
+        if book.outcome(key, label) == "conflict" or first.setdefault(key, label) != label:
+            conflicts.append(i)
     if conflicts:
         named = ", ".join(
             f"labels[{i}] ({keys[i][0][0]}, image {keys[i][0][1]})" for i in conflicts
