@@ -30,6 +30,23 @@ def stat_test(name: str) -> str:
     return f"{name}_ks"
 
 
+def window_results(
+    ref: DriftReference, embeddings: list[np.ndarray], probabilities: np.ndarray,
+    stats: Mapping[str, np.ndarray], seed: int, permutations: int,
+) -> list[TestResult]:  # fmt: skip
+    """Every drift test of one window against ``ref``: MMD on the (projected) embeddings, KS on
+    the probabilities and on each input statistic the reference holds (2+ values needed)."""
+    results = []
+    if len(embeddings) >= 2:
+        results.append(mmd_test(ref.embeddings, np.stack(embeddings), permutations, seed))
+    results.append(ks_test(ref.scores, probabilities, SCORE_TEST))
+    for name, values in sorted(ref.stats.items()):
+        seen = stats.get(name)
+        if seen is not None and len(seen) >= 2:
+            results.append(ks_test(values, seen, stat_test(name)))
+    return results
+
+
 @dataclass(frozen=True)
 class DriftCheck:
     results: list[TestResult]
@@ -80,16 +97,13 @@ class DriftDetector:
         """Test the current window against the reference."""
         with self._lock:
             rows = list(self._rows)
-        ref = self.reference
-        results = []
-        embeddings = [e for e, _, _ in rows if e is not None]
-        if len(embeddings) >= 2:
-            seed = self.checks
-            results.append(mmd_test(ref.embeddings, np.stack(embeddings), self.permutations, seed))
-        results.append(ks_test(ref.scores, np.array([p for _, p, _ in rows]), SCORE_TEST))
-        for name, values in sorted(ref.stats.items()):
-            seen = [s[name] for _, _, s in rows if s.get(name) is not None]
-            if len(seen) >= 2:
-                results.append(ks_test(values, np.array(seen, dtype=np.float64), stat_test(name)))
+        stats = {
+            name: np.array([v for _, _, s in rows if (v := s.get(name)) is not None], np.float64)
+            for name in self.reference.stats
+        }
+        results = window_results(
+            self.reference, [e for e, _, _ in rows if e is not None],
+            np.array([p for _, p, _ in rows], np.float64), stats, self.checks, self.permutations,
+        )  # fmt: skip
         self.checks += 1
         return DriftCheck(results, self.alpha, len(rows))

@@ -41,6 +41,20 @@ class Performance:
     specificity: float | None
 
 
+def labelled_metrics(
+    y: np.ndarray, p: np.ndarray, threshold: float
+) -> tuple[int, int, float | None, float | None, float | None]:
+    """(positives, negatives, AUROC, sensitivity, specificity) of labels ``y`` and probabilities
+    ``p`` at ``threshold``; each rate None while its class is missing."""
+    pos, neg = int(y.sum()), int(len(y) - y.sum())
+    called = p >= threshold
+    return (
+        pos, neg, roc_auc(y, p) if pos and neg else None,
+        float(called[y == 1].mean()) if pos else None,
+        float((~called[y == 0]).mean()) if neg else None,
+    )  # fmt: skip
+
+
 class LabelBook:
     def __init__(self, capacity: int = 100_000, window: int = 200) -> None:
         self.capacity, self.window = capacity, window
@@ -86,11 +100,4 @@ class LabelBook:
             rows = [(p, y) for v, p, y in self._joined if v == version]
         p = np.array([r[0] for r in rows], dtype=np.float64)
         y = np.array([r[1] for r in rows], dtype=np.int64)
-        pos, neg = int(y.sum()), int(len(y) - y.sum())
-        called = p >= threshold
-        return Performance(
-            version, len(rows), pos, neg,
-            roc_auc(y, p) if pos and neg else None,
-            float(called[y == 1].mean()) if pos else None,
-            float((~called[y == 0]).mean()) if neg else None,
-        )  # fmt: skip
+        return Performance(version, len(rows), *labelled_metrics(y, p, threshold))

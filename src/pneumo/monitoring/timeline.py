@@ -17,12 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pneumo.metrics.curves import roc_auc
 from pneumo.monitoring.baseline import DriftReference
-from pneumo.monitoring.detector import EMBEDDING_TEST, SCORE_TEST, stat_test
-from pneumo.monitoring.drift import ks_test, mmd_test
-
-STATS = ("mean_intensity", "std_intensity", "orig_width", "orig_height")
+from pneumo.monitoring.detector import window_results
+from pneumo.monitoring.ground_truth import labelled_metrics
 
 
 @dataclass(frozen=True)
@@ -44,18 +41,17 @@ def _cuts(n: int, window: int) -> list[tuple[int, int]]:
 def window_tests(
     part: pd.DataFrame, ref: DriftReference, seed: int, permutations: int
 ) -> dict[str, float]:
-    """The p-value of each drift test of one window of records against ``ref``."""
-    out: dict[str, float] = {}
+    """The p-value of each drift test of one window of records against ``ref``
+    (:func:`~pneumo.monitoring.detector.window_results`, as the service tests its live window)."""
     emb = [np.asarray(e, np.float64) for e in part["embedding"] if e is not None and len(e)]
-    if len(emb) >= 2:
-        out[EMBEDDING_TEST] = mmd_test(ref.embeddings, np.stack(emb), permutations, seed).p_value
-    out[SCORE_TEST] = ks_test(ref.scores, part["probability"].to_numpy(np.float64)).p_value
-    for name in STATS:
-        if name in ref.stats and name in part:
-            values = pd.to_numeric(part[name], errors="coerce").dropna().to_numpy(np.float64)
-            if len(values) >= 2:
-                out[stat_test(name)] = ks_test(ref.stats[name], values).p_value
-    return out
+    stats = {
+        name: pd.to_numeric(part[name], errors="coerce").dropna().to_numpy(np.float64)
+        for name in ref.stats
+        if name in part
+    }
+    probabilities = part["probability"].to_numpy(np.float64)
+    results = window_results(ref, emb, probabilities, stats, seed, permutations)
+    return {r.name: r.p_value for r in results}
 
 
 def drift_windows(
@@ -96,14 +92,11 @@ def performance(joined: pd.DataFrame, thresholds: Mapping[str, float], window: i
             chunk = part.iloc[a:b]
             y = chunk["label"].to_numpy(np.int64)
             p = chunk["probability"].to_numpy(np.float64)
-            called = p >= thresholds.get(str(version), 0.5)
-            pos, neg = int(y.sum()), int(len(y) - y.sum())
+            m = labelled_metrics(y, p, thresholds.get(str(version), 0.5))
             rows.append({
                 "version": str(version), "start": float(chunk["time"].iloc[0]),
-                "end": float(chunk["time"].iloc[-1]), "images": len(y), "positives": pos,
-                "auroc": roc_auc(y, p) if pos and neg else None,
-                "sensitivity": float(called[y == 1].mean()) if pos else None,
-                "specificity": float((~called[y == 0]).mean()) if neg else None,
+                "end": float(chunk["time"].iloc[-1]), "images": len(y), "positives": m[0],
+                "auroc": m[2], "sensitivity": m[3], "specificity": m[4],
             })  # fmt: skip
     return pd.DataFrame(rows)
 
