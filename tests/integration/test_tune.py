@@ -184,3 +184,28 @@ def test_under_torchrun_rank_zero_prunes_for_every_rank(pneumo_root: Path) -> No
     runs = _runs(pneumo_root)
     assert len(runs) == 3  # one parent, one child per trial: only rank 0 tracks
     assert len(list((pneumo_root / "runs").iterdir())) == 2
+
+
+def _open_at(url: str, start: float) -> str:
+    from pneumo.stages.tune_study import storage_for
+
+    while time.time() < start:  # all workers open the new database at the same moment
+        pass
+    try:
+        storage_for(url)
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return "ok"
+
+
+def test_workers_opening_a_new_study_database_at_once_all_get_it(tmp_path: Path) -> None:
+    # Without care, Optuna's schema creation races: "UNIQUE constraint failed: alembic_version"
+    # or "table studies already exists" in all but one worker (seen in CI between a tune and a
+    # reader of its database).
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        for i in range(3):
+            url = f"sqlite:///{tmp_path / f'new{i}' / 'optuna.db'}"
+            results = pool.starmap(_open_at, [(url, time.time() + 1.5)] * 4)
+            assert results == ["ok"] * 4

@@ -13,6 +13,8 @@ dead); finished trials are never run again.
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -159,15 +161,40 @@ def storage_for(url: str) -> optuna.storages.BaseStorage:
         from pathlib import Path
 
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    try:
-        # A generous SQLite timeout: several local workers may write at once.
-        kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except Exception as exc:  # SQLAlchemy's errors for a bad URL or an unreachable server
-        raise PneumoError(
-            f"cannot open the tuning database {url}: {exc}",
-            hint="check PNEUMO_TUNE_STORAGE / --storage (a SQLAlchemy URL)",
-        ) from exc
+    # A generous SQLite timeout: several local workers may write at once.
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception as exc:  # SQLAlchemy's errors for a bad URL or an unreachable server
+            if attempt + 1 < SCHEMA_ATTEMPTS and _lost_schema_race(exc):
+                time.sleep(0.1 * (attempt + 1) + random.random() * 0.1)
+                continue
+            raise PneumoError(
+                f"cannot open the tuning database {url}: {exc}",
+                hint="check PNEUMO_TUNE_STORAGE / --storage (a SQLAlchemy URL)",
+            ) from exc
+    raise AssertionError("unreachable")
+
+
+SCHEMA_ATTEMPTS = 8
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Did another worker create the schema of a new database at the same moment as this one?
+
+    Optuna creates its tables and stamps alembic's version when it first opens a database; two
+    workers doing that at once on a new file (or a new server database) make one of them fail with
+    a duplicate table or version row. The schema is then there: opening again succeeds.
+    """
+    from sqlalchemy import exc as sa
+
+    text = str(exc).lower()
+    if isinstance(exc, sa.IntegrityError):
+        return "alembic_version" in text or "unique" in text
+    return isinstance(exc, sa.OperationalError) and (
+        "already exists" in text or "database is locked" in text
+    )
 
 
 def open_study(
