@@ -117,7 +117,6 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
     import torch
 
     from pneumo.data.decode.image import decode
-    from pneumo.models import architectures
     from pneumo.models.backbones import build_model
     from pneumo.packaging.export import export_onnx, parity
     from pneumo.packaging.modelcard import FORMAT, ModelCard
@@ -130,7 +129,7 @@ def build_package(folder: Path, backbone: str, size: int, images: list[bytes]) -
     model = build_model(backbone, weights="none", num_outputs=1).eval()
     spec = PreprocessSpec(ImageSpec(size=size), mean=0.5, std=0.25)
     start = time.perf_counter()
-    onnx = export_onnx(model, spec, OPSET, architectures.spec(backbone).head)
+    onnx = export_onnx(model, spec, OPSET, backbone)
     seconds = time.perf_counter() - start
     pixels = np.stack([decode(data, spec.image).pixels for data in images[:VERIFICATION_IMAGES]])
     with torch.inference_mode():

@@ -40,15 +40,37 @@ class BackboneSpec:
     source_head: str
     wrap: str | None = None
     fan_in: bool = False
+    # The forward pass cut where the class activation maps read it (pneumo.models.trunk):
+    # ``trunk`` modules in order give the last convolutional features; ``relu``: torchvision
+    # applies a functional ReLU to them (DenseNet); ``pool``: the pooling module (None:
+    # global average, as DenseNet's functional pooling); ``classifier``: the Sequential from
+    # the flattened pooled features to the logit, ending in ``head``.
+    trunk: tuple[str, ...] = ("features",)
+    relu: bool = False
+    pool: str | None = "avgpool"
+    classifier: str = "classifier"
 
+
+RESNET_TRUNK = ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
 
 SPECS: dict[str, BackboneSpec] = {
     "densenet121": BackboneSpec(
-        "features.conv0", "classifier.1", "classifier.0", "classifier.", "classifier", True
+        "features.conv0",
+        "classifier.1",
+        "classifier.0",
+        "classifier.",
+        "classifier",
+        True,
+        relu=True,
+        pool=None,
     ),
     "vgg16": BackboneSpec("features.0", "classifier.6", "classifier.5", "classifier.6."),
-    "resnet18": BackboneSpec("conv1", "fc.1", "fc.0", "fc.", "fc"),
-    "resnet50": BackboneSpec("conv1", "fc.1", "fc.0", "fc.", "fc"),
+    "resnet18": BackboneSpec(
+        "conv1", "fc.1", "fc.0", "fc.", "fc", trunk=RESNET_TRUNK, classifier="fc"
+    ),
+    "resnet50": BackboneSpec(
+        "conv1", "fc.1", "fc.0", "fc.", "fc", trunk=RESNET_TRUNK, classifier="fc"
+    ),
     "efficientnet_b0": BackboneSpec(
         "features.0.0", "classifier.1", "classifier.0", "classifier.1."
     ),

@@ -3,9 +3,10 @@
 The exported graph starts from uint8 pixels and applies the preprocessing spec's normalisation
 itself, and it ends in a sigmoid: it maps decoded pixels to probabilities, so neither the
 service nor a Triton or ONNX Runtime user applies arithmetic of their own, and parity is
-checked on the very numbers the service returns. It also outputs ``embedding``, the pooled
-features the classifier reads (the input of its final Linear, found through the backbone's
-spec): the out-of-distribution score, and the monitoring, use it. The names and the metadata
+checked on the very numbers the service returns. It also outputs ``embedding``, the features
+the final Linear reads (the out-of-distribution score and the monitoring use it), and the last
+convolutional features with their Grad-CAM weights (the activation maps, :mod:`pneumo.explain`),
+all from one pass through the model cut at its last convolution. The names and the metadata
 are :mod:`pneumo.packaging.signature`'s. torch.onnx's dynamo exporter is used (the TorchScript
 one is deprecated and cannot export VGG's adaptive pooling).
 """
@@ -13,7 +14,6 @@ one is deprecated and cannot export VGG's adaptive pooling).
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 import tempfile
@@ -27,41 +27,40 @@ from tqdm import tqdm
 
 from pneumo import paths
 from pneumo.errors import PneumoError
+from pneumo.models.trunk import Split, check_split
 from pneumo.onnx_runtime import onnxruntime
-from pneumo.packaging.signature import EMBEDDING_NAME, INPUT_NAME, OUTPUT_NAME, ModelInput
+from pneumo.packaging.signature import INPUT_NAME, OUTPUT_NAME, OUTPUTS, ModelInput
 from pneumo.preprocess import FLAT, PreprocessSpec
 
 PARITY_CHUNK = 16  # images scored at a time by each runtime in the parity check
 
 
 class _Outputs(torch.nn.Module):
-    """uint8 pixels → (probability, embedding): :meth:`PreprocessSpec.normalize` in torch ops,
-    then the model with its final Linear (``head``) cut off gives the embedding, and that
-    Linear on it the logit, exactly as the whole model (in eval mode)."""
+    """uint8 pixels → (probability, embedding, activations, activation weights):
+    :meth:`PreprocessSpec.normalize` in torch ops, then the model cut at its last convolution
+    (:class:`pneumo.models.trunk.Split`), exactly as the whole model in eval mode."""
 
-    def __init__(self, model: torch.nn.Module, head: str, spec: PreprocessSpec) -> None:
+    def __init__(self, model: torch.nn.Module, backbone: str, spec: PreprocessSpec) -> None:
         super().__init__()
-        self.head = model.get_submodule(head)
-        self.features = copy.deepcopy(model)
-        self.features.set_submodule(head, torch.nn.Identity())
+        self.split = Split(model, backbone)
+        check_split(self.split, model, spec.image.size)
         self.per_image = spec.intensity == "per_image"
         self.mean, self.std = float(spec.mean), float(spec.std)
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         scaled = image.to(torch.float32) / 255.0
         if self.per_image:
             centre = scaled.mean(dim=(2, 3), keepdim=True)
             spread = scaled.var(dim=(2, 3), keepdim=True, correction=0).sqrt()
             scaled = (scaled - centre) / spread.clamp_min(FLAT)
-        embedding = torch.flatten(self.features((scaled - self.mean) / self.std), 1)
-        return torch.sigmoid(self.head(embedding)), embedding
+        logit, embedding, maps, weights = self.split((scaled - self.mean) / self.std)
+        return torch.sigmoid(logit), embedding, maps, weights
 
 
-def export_onnx(model: torch.nn.Module, spec: PreprocessSpec, opset: int, head: str) -> bytes:
-    """The model as ONNX bytes taking uint8 pixels (N, 1, S, S) at ``spec``'s size, batch axis
-    dynamic; ``head`` names its final Linear
-    (:attr:`pneumo.models.architectures.BackboneSpec.head`)."""
-    wrapped = _Outputs(model.eval().cpu(), head, spec).eval()
+def export_onnx(model: torch.nn.Module, spec: PreprocessSpec, opset: int, backbone: str) -> bytes:
+    """The model (a ``backbone``) as ONNX bytes taking uint8 pixels (N, 1, S, S) at ``spec``'s
+    size, batch axis dynamic, with :data:`~pneumo.packaging.signature.OUTPUTS` as outputs."""
+    wrapped = _Outputs(model.eval().cpu(), backbone, spec).eval()
     size = spec.image.size
     example = (torch.zeros(2, 1, size, size, dtype=torch.uint8),)
     batch = torch.export.Dim("batch", min=1, max=4096)
@@ -80,7 +79,7 @@ def export_onnx(model: torch.nn.Module, spec: PreprocessSpec, opset: int, head: 
                     example,
                     str(path),
                     input_names=[INPUT_NAME],
-                    output_names=[OUTPUT_NAME, EMBEDDING_NAME],
+                    output_names=list(OUTPUTS),
                     dynamic_shapes=({0: batch},),
                     opset_version=opset,
                     dynamo=True,

@@ -8,8 +8,11 @@ pixels, not a preprocessing rebuilt from the card. Its outputs:
 - ``probability``: float32 (N, 1), P(pneumonia);
 - ``embedding``: float32 (N, D), the pooled features the classifier reads (the
   out-of-distribution score and the monitoring read it);
-- ``activations`` (planned, for class activation maps): the last convolutional features, after
-  their activation, float32 (N, C, h, w).
+- ``activations``: the last convolutional features, after their activation, float32
+  (N, C, h, w), and ``activation_weights``: Grad-CAM's weight of each channel for this image
+  (the spatial mean of d logit / d activations), float32 (N, C); the class activation map is
+  ReLU(sum_c weights_c * activations_c) (:mod:`pneumo.explain`). Models registered before
+  the activation maps have neither (the service says so when asked for a map).
 
 Its ``metadata_props`` carry the preprocessing, the operating threshold and the card format
 (:func:`metadata`). Models registered before release 0.3 take ``image`` as float32, already
@@ -30,7 +33,16 @@ from pneumo.preprocess import PreprocessSpec
 INPUT_NAME: Final = "image"
 OUTPUT_NAME: Final = "probability"
 EMBEDDING_NAME: Final = "embedding"
-ACTIVATIONS_NAME: Final = "activations"  # planned (not exported yet): the last conv features
+ACTIVATIONS_NAME: Final = "activations"
+ACTIVATION_WEIGHTS_NAME: Final = "activation_weights"
+# The outputs of model.onnx, in order, and what each holds (recorded in its metadata_props).
+OUTPUTS: Final = {
+    OUTPUT_NAME: "P(pneumonia), float32 (N, 1)",
+    EMBEDDING_NAME: "the features the final Linear reads, float32 (N, D)",
+    ACTIVATIONS_NAME: "last convolutional features after their activation, float32 (N, C, h, w)",
+    ACTIVATION_WEIGHTS_NAME: "Grad-CAM weight of each channel, float32 (N, C); "
+    "map = ReLU(sum_c weight_c * activations_c)",
+}
 PIXELS_TYPE: Final = "tensor(uint8)"  # ONNX Runtime's name of the input type since 0.3
 # metadata_props keys
 META_PREPROCESSING: Final = "pneumo.preprocessing"
@@ -45,15 +57,13 @@ def metadata(
     spec: PreprocessSpec, threshold: float, card_format: str, name: str, run_id: str
 ) -> dict[str, str]:
     """The ``metadata_props`` of a model file (ONNX keeps string values only)."""
-    outputs = {OUTPUT_NAME: "P(pneumonia), float32 (N, 1)",
-               EMBEDDING_NAME: "pooled features the classifier reads, float32 (N, D)"}  # fmt: skip
     return {
         META_PREPROCESSING: json.dumps({**spec.to_dict(), "in_graph": True}, sort_keys=True),
         META_THRESHOLD: repr(float(threshold)),
         META_CARD_FORMAT: card_format,
         META_NAME: name,
         META_RUN: run_id,
-        META_OUTPUTS: json.dumps(outputs, sort_keys=True),
+        META_OUTPUTS: json.dumps(OUTPUTS, sort_keys=True),
     }
 
 

@@ -27,6 +27,7 @@ class _Item:
     array: np.ndarray  # uint8 (1, S, S)
     model: LoadedModel
     future: asyncio.Future[Score] = field(repr=False)
+    explain: bool = False  # compute its activation map too
 
 
 class MicroBatcher:
@@ -53,9 +54,9 @@ class MicroBatcher:
         finally:
             self._preparing -= 1
 
-    async def submit(self, array: np.ndarray, model: LoadedModel) -> Score:
+    async def submit(self, array: np.ndarray, model: LoadedModel, explain: bool = False) -> Score:
         future: asyncio.Future[Score] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Item(array, model, future))
+        await self._queue.put(_Item(array, model, future, explain))
         return await future
 
     def start(self) -> None:
@@ -99,9 +100,10 @@ class MicroBatcher:
             for group in groups.values():
                 model = group[0].model
                 batch = np.concatenate([item.array for item in group])
+                flags = [item.explain for item in group]
                 start = loop.time()
                 try:
-                    scores = await loop.run_in_executor(self._executor, model.score, batch)
+                    scores = await loop.run_in_executor(self._executor, model.score, batch, flags)
                 except Exception as exc:  # the model failed: every waiting request hears why
                     for item in group:
                         if not item.future.done():

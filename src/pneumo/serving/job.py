@@ -12,3 +12,4 @@ class Job:
     label: str
     request_id: str = ""
     index: int = 0  # of the image in its request
+    explain: bool = False  # with its activation map (the model must have them)

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Callable, Coroutine
-from typing import Any
+from dataclasses import replace
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -19,11 +20,15 @@ from pneumo.data.decode.image import Decoded
 from pneumo.serving.api_errors import ApiError
 from pneumo.serving.batching import MicroBatcher
 from pneumo.serving.budget import DecodeBudget
+from pneumo.serving.explanation import explanation, require_maps
 from pneumo.serving.inputs import decode_upload, inspect_upload
 from pneumo.serving.job import Job
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.recorder import input_stats, projected, record_of
+from pneumo.serving.schemas import Explanation
 from pneumo.serving.state import ServiceState
+
+T = TypeVar("T")
 
 
 def too_large(state: ServiceState, label: str) -> ApiError:
@@ -32,7 +37,7 @@ def too_large(state: ServiceState, label: str) -> ApiError:
     )
 
 
-async def _counted(state: ServiceState, work: Coroutine[Any, Any, Score]) -> Score:
+async def _counted(state: ServiceState, work: Coroutine[Any, Any, T]) -> T:
     """``work``'s score; a refusal by the input policy is counted by reason."""
     try:
         return await work
@@ -72,7 +77,7 @@ async def _judged(
     state: ServiceState, batcher: MicroBatcher, pixels: np.ndarray, model: LoadedModel, job: Job,
     facts: Decoded | None = None,
 ) -> Score:  # fmt: skip
-    score = await batcher.submit(pixels, model)
+    score = await batcher.submit(pixels, model, job.explain)
     policy = state.policy
     if score.ood is not None:
         state.metrics.ood.observe(score.ood)
@@ -98,6 +103,25 @@ async def _from_file(
     with batcher.preparing():
         facts = await decoded(state, data, model, job.label)
     return await _judged(state, batcher, facts.pixels[None], model, job, facts)
+
+
+async def _explained(
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job
+) -> tuple[Score, Explanation]:
+    with batcher.preparing():
+        facts = await decoded(state, data, model, job.label)
+    score = await _judged(state, batcher, facts.pixels[None], model, job, facts)
+    assert score.cam is not None  # asked for: the batch computed it
+    body = await anyio.to_thread.run_sync(explanation, score.cam, facts.pixels)
+    return score, body
+
+
+def explain_file(
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job
+) -> Coroutine[Any, Any, tuple[Score, Explanation]]:
+    """Score an encoded file with its activation map (the overlay drawn in a worker thread)."""
+    require_maps(model)
+    return _counted(state, _explained(state, batcher, data, model, replace(job, explain=True)))
 
 
 def score_file(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,18 @@ from typing import Any
 import numpy as np
 
 from pneumo.errors import PneumoError
+from pneumo.explain.cam import ActivationMap, activation_maps
 from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging.modelcard import ModelCard
 from pneumo.packaging.package import PackageError, read_package
 from pneumo.packaging.reference import Reference
-from pneumo.packaging.signature import EMBEDDING_NAME, OUTPUT_NAME, ModelInput
+from pneumo.packaging.signature import (
+    ACTIVATION_WEIGHTS_NAME,
+    ACTIVATIONS_NAME,
+    EMBEDDING_NAME,
+    OUTPUT_NAME,
+    ModelInput,
+)
 from pneumo.preprocess import PreprocessSpec
 
 
@@ -22,6 +30,7 @@ class Score:
     probability: float
     ood: float | None  # out-of-distribution score; None when the model has no reference
     embedding: np.ndarray | None = None  # (D,) float32; None when the model has no reference
+    cam: ActivationMap | None = None  # where the model looked; only when asked for
 
 
 @dataclass(frozen=True)
@@ -40,16 +49,38 @@ class LoadedModel:
         out = self.session.run([OUTPUT_NAME], self.feed(pixels))[0]
         return np.asarray(out, dtype=np.float64).reshape(-1)
 
-    def score(self, pixels: np.ndarray) -> list[Score]:
-        """Probability and out-of-distribution score of each image (uint8 (N, S, S)), one run."""
-        if self.reference is None:
-            return [Score(float(p), None) for p in self.predict(pixels)]
-        probs, emb = self.session.run([OUTPUT_NAME, EMBEDDING_NAME], self.feed(pixels))
-        ood = self.reference.scores(emb)
-        flat = np.asarray(probs, dtype=np.float64).reshape(-1)
+    @property
+    def explains(self) -> bool:
+        """Does model.onnx give activation maps (registered since they exist)?"""
+        names = {o.name for o in self.session.get_outputs()}
+        return ACTIVATIONS_NAME in names and ACTIVATION_WEIGHTS_NAME in names
+
+    def score(self, pixels: np.ndarray, explain: Sequence[bool] = ()) -> list[Score]:
+        """Probability and out-of-distribution score of each image (uint8 (N, S, S)), one run;
+        with the activation map of the images whose ``explain`` flag is set."""
+        wanted = [OUTPUT_NAME]
+        if self.reference is not None:
+            wanted.append(EMBEDDING_NAME)
+        if any(explain):
+            wanted += [ACTIVATIONS_NAME, ACTIVATION_WEIGHTS_NAME]
+        out = dict(zip(wanted, self.session.run(wanted, self.feed(pixels)), strict=True))
+        flat = np.asarray(out[OUTPUT_NAME], dtype=np.float64).reshape(-1)
+        n = len(flat)
+        ood: list[float | None] = [None] * n
+        embeddings: list[np.ndarray | None] = [None] * n
+        if self.reference is not None:
+            emb = np.asarray(out[EMBEDDING_NAME], np.float32)
+            ood, embeddings = [float(o) for o in self.reference.scores(emb)], list(emb)
+        cams: list[ActivationMap | None] = [None] * n
+        if any(explain):
+            picked = [i for i, flag in enumerate(explain) if flag]
+            maps = activation_maps(
+                out[ACTIVATIONS_NAME][picked], out[ACTIVATION_WEIGHTS_NAME][picked]
+            )
+            for i, cam in zip(picked, maps, strict=True):
+                cams[i] = cam
         return [
-            Score(float(p), float(o), e)
-            for p, o, e in zip(flat, ood, np.asarray(emb, np.float32), strict=True)
+            Score(float(p), o, e, c) for p, o, e, c in zip(flat, ood, embeddings, cams, strict=True)
         ]
 
     def decide(self, probability: float) -> tuple[str, bool]:

@@ -12,14 +12,16 @@ from pneumo.packaging.card_fields import public_fields
 from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
+from pneumo.serving.explanation import require_maps
 from pneumo.serving.inputs import ApiError
 from pneumo.serving.job import Job
-from pneumo.serving.judge import score_all, score_file, too_large
+from pneumo.serving.judge import explain_file, score_all, score_file, too_large
 from pneumo.serving.model import LoadedModel, Score
 from pneumo.serving.schemas import (
     BatchItem,
     BatchPrediction,
     ErrorBody,
+    Explained,
     Health,
     ModelInfo,
     ModelRef,
@@ -31,6 +33,7 @@ from pneumo.serving.state import ServiceState
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorBody} for code in (401, 413, 415, 422)
 }
+EXPLAIN_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 409: {"model": ErrorBody}}
 
 router = APIRouter()
 
@@ -59,24 +62,59 @@ async def _score(
     return await score_file(state, batcher, data, model, job)
 
 
-@router.post("/v1/predict", response_model=Prediction, responses=ERRORS, tags=["predict"])
-async def predict(request: Request, _: Protected, file: UploadFile = File(...)) -> Prediction:
-    """Probability of pneumonia for one chest radiograph (PNG, JPEG or DICOM)."""
+@router.post(
+    "/v1/predict", response_model=Explained | Prediction, responses=ERRORS, tags=["predict"]
+)
+async def predict(
+    request: Request, _: Protected, file: UploadFile = File(...), explain: bool = False
+) -> Explained | Prediction:
+    """Probability of pneumonia for one chest radiograph (PNG, JPEG or DICOM); with
+    ``explain=true``, also where the model looked (as ``/v1/explain``)."""
+    if explain:
+        return await explain_image(request, _, file)
     start = time.perf_counter()
     state = service(request)
+    await _one_file(request)
+    model = state.model  # read once: this request uses this model to the end
+    job = Job("file", request.state.request_id)
+    score = await _score(state, request.app.state.batcher, file, model, job)
+    return _prediction(request, model, score, start)
+
+
+@router.post("/v1/explain", response_model=Explained, responses=EXPLAIN_ERRORS, tags=["predict"])
+async def explain_image(request: Request, _: Protected, file: UploadFile = File(...)) -> Explained:
+    """The prediction plus its activation map (Grad-CAM, exact for the model's head): a grid
+    of numbers and a PNG overlay, base64 in the body. 409 for a version registered without maps."""
+    start = time.perf_counter()
+    state = service(request)
+    await _one_file(request)
+    model = state.model
+    job = Job("file", request.state.request_id)
+    if file.size is not None and file.size > state.cfg.max_upload_bytes:
+        raise too_large(state, job.label)
+    batcher: MicroBatcher = request.app.state.batcher
+    require_maps(model)  # before reading the body
+    with batcher.preparing():
+        data = await file.read()
+    score, body = await explain_file(state, batcher, data, model, job)
+    answer = _prediction(request, model, score, start)
+    return Explained(**answer.model_dump(), explanation=body)
+
+
+async def _one_file(request: Request) -> None:
     if len((await request.form()).getlist("file")) > 1:  # the form is parsed once, cached
         raise ApiError(
             422, "invalid_request", "several 'file' parts: send one, or use /v1/predict/batch"
         )
-    model = state.model  # read once: this request uses this model to the end
-    job = Job("file", request.state.request_id)
-    score = await _score(state, request.app.state.batcher, file, model, job)
+
+
+def _prediction(request: Request, model: LoadedModel, score: Score, start: float) -> Prediction:
     label, positive = model.decide(score.probability)
     request.state.log = {"model_version": model.version, "images": 1}
     return Prediction(
         probability=score.probability, label=label, positive=positive, threshold=model.threshold,
         model=ModelRef(**model.ident), latency_ms=round((time.perf_counter() - start) * 1000, 2),
-        ood_score=score.ood, ood_threshold=state.policy.ood_limit(model.reference),
+        ood_score=score.ood, ood_threshold=service(request).policy.ood_limit(model.reference),
     )  # fmt: skip
 
 

@@ -29,6 +29,34 @@ class Prediction(BaseModel):
     )
 
 
+class Explanation(BaseModel):
+    method: str = Field(
+        "grad-cam",
+        description="Grad-CAM of the pneumonia logit at the last convolutional features, exact "
+        "for this model's head (CAM for a pooled linear head).",
+    )
+    grid: list[list[float]] = Field(
+        description="The map on the features' grid (rows top to bottom), scaled to [0, 1]; all "
+        "zeros when no region raises the score."
+    )
+    peak: float = Field(
+        description="The map's largest value before scaling (0: nothing raises the score)."
+    )
+    peak_at: list[float] = Field(
+        description="[row, column] of the map's maximum, as fractions of the image's height "
+        "and width (0-1, from the top left)."
+    )
+    overlay_png: str = Field(
+        description="The map over the image the model saw (resized to its input, padded to a "
+        "square), as a base64 PNG in this body (no second request)."
+    )
+    overlay_size: int = Field(description="Side of the overlay in pixels.")
+
+
+class Explained(Prediction):
+    explanation: Explanation
+
+
 class BatchItem(BaseModel):
     index: int
     probability: float

@@ -34,7 +34,7 @@ from pneumo.data.cache import CacheReader
 from pneumo.data.prepared import PreparedData, load_prepared
 from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
-from pneumo.models import architectures, checkpoint
+from pneumo.models import checkpoint
 from pneumo.models.checkpoint import Checkpoint
 from pneumo.models.meta import CheckpointMeta
 from pneumo.packaging import package, signature
@@ -93,7 +93,7 @@ def _export(
     """(ONNX bytes, verification images, parity record); refuses an export that disagrees."""
     model, spec = checkpoint.restore_model(ckpt), ckpt.meta.preprocess
     log.info("exporting %s to ONNX (opset %d)", ckpt.meta.model.backbone, cfg.opset)
-    onnx = export_onnx(model, spec, cfg.opset, architectures.spec(ckpt.meta.model.backbone).head)
+    onnx = export_onnx(model, spec, cfg.opset, ckpt.meta.model.backbone)
     props = signature.metadata(spec, threshold, FORMAT, cfg.name, str(ckpt.meta.run_id))
     onnx = with_metadata(onnx, props)
     pixels = _parity_images(data, cfg.parity_images, settings)
