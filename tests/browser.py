@@ -47,12 +47,15 @@ def upload_in_browser(
     timeout_s: float = 30,
     requests: list[str] | None = None,
     viewport: tuple[int, int] = (1280, 900),
+    explain: bool = False,
 ) -> dict[str, str]:
     """Open ``url``, upload ``image`` through ``#file`` and wait for the result.
 
     Returns the texts the page shows: ``state`` (``done`` or ``error``), ``probability``,
-    ``decision``, ``version`` and ``error``. A full-page screenshot is written to
-    ``screenshot``. Every URL the page requests is appended to ``requests`` when given.
+    ``decision``, ``version`` and ``error``; with ``explain`` (the page's "where the model
+    looked" box ticked first), ``overlay``: the width of the activation map it shows. A
+    full-page screenshot is written to ``screenshot``. Every URL the page requests is appended
+    to ``requests`` when given.
     Raises :class:`PageError` when the page logs an uncaught JavaScript error or does not finish
     within ``timeout_s``.
     """
@@ -85,9 +88,17 @@ def upload_in_browser(
             if api_key is not None and page.locator("#api-key").is_visible():
                 page.fill("#api-key", api_key)
                 page.press("#api-key", "Enter")
+            if explain:
+                page.check("#explain")
             page.set_input_files("#file", str(image))
             try:
                 page.wait_for_selector(FINISHED, state="attached", timeout=timeout_ms)
+                if explain and page.get_attribute("#result", "data-state") == "done":
+                    page.wait_for_function(
+                        "() => { const o = document.getElementById('overlay');"
+                        " return !o.hidden && o.complete && o.naturalWidth > 0; }",
+                        timeout=timeout_ms,
+                    )
             except PlaywrightError as exc:
                 state = page.get_attribute("#result", "data-state")
                 raise PageError(
@@ -103,6 +114,9 @@ def upload_in_browser(
                 "version": page.inner_text("#model-version").strip(),
                 "error": page.inner_text("#error").strip(),
             }
+            if explain:
+                width = page.eval_on_selector("#overlay", "o => o.hidden ? 0 : o.naturalWidth")
+                result["overlay"] = str(width)
         finally:
             browser.close()
     if js_errors:

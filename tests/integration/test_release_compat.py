@@ -192,7 +192,13 @@ def test_a_model_registered_by_the_release_serves(tmp_path: Path) -> None:
     with running_service({"PNEUMO_ROOT": str(root)}, tmp_path / "work", poll_seconds="0") as svc:
         answer = post(svc.url, image)
         info = requests.get(f"{svc.url}/v1/model", timeout=10).json()
+        files = {"file": ("film.png", image, "image/png")}
+        mapless = requests.post(f"{svc.url}/v1/explain", files=files, timeout=30)
     assert answer.status_code == 200, answer.text
+    # no activation outputs in its model.onnx: a 409 that says so, not a 500
+    assert mapless.status_code == 409, mapless.text
+    assert mapless.json()["error"] == "no_activation_maps"
+    assert f"version {version} was registered before activation maps" in mapless.json()["detail"]
     body = answer.json()
     assert body["model"] == {"name": "pneumonia", "version": version}
     assert body["threshold"] == card["threshold"]["value"]  # type: ignore[index]

@@ -37,7 +37,9 @@ def test_scaling_keeps_the_shape_of_a_faint_map_and_zeros_a_flat_one() -> None:
     assert faint.peak_at == (0.75, 0.75)  # the bottom right cell's centre
 
 
-@pytest.mark.parametrize(("grid", "size"), [((4, 4), 128), ((7, 7), 224), ((3, 5), 64), ((1, 1), 8)])
+@pytest.mark.parametrize(
+    ("grid", "size"), [((4, 4), 128), ((7, 7), 224), ((3, 5), 64), ((1, 1), 8)]
+)
 def test_upsampling_is_opencvs_bilinear(grid: tuple[int, int], size: int) -> None:
     raw = np.random.default_rng(1).random(grid).astype(np.float32)
     cam = ActivationMap(raw)
@@ -64,3 +66,25 @@ def test_the_overlay_shows_the_image_where_the_map_is_cold_and_heat_where_it_is_
     assert (hot[:, 0] > 100).all() and (hot[:, 2] < 100).all()  # hot: towards red
     decoded = np.asarray(Image.open(io.BytesIO(png(rgb))))
     np.testing.assert_array_equal(decoded, rgb)
+
+
+def test_ssim_is_one_for_the_same_map_and_near_zero_for_unrelated_ones() -> None:
+    from pneumo.explain.agreement import ssim
+
+    rng = np.random.default_rng(0)
+    a = rng.random((64, 64))
+    noisy = np.clip(a + 0.2 * rng.standard_normal(a.shape), 0, 1)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert 0.6 < ssim(a, noisy) < 0.95 and ssim(a, noisy) == pytest.approx(ssim(noisy, a))
+    assert abs(ssim(a, rng.random((64, 64)))) < 0.05
+    assert ssim(np.zeros((16, 16)), np.zeros((16, 16))) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="equal 2-D arrays"):
+        ssim(a, a[:, :32])
+
+
+def test_a_peak_points_into_a_box_when_it_lies_inside_it() -> None:
+    from pneumo.explain.agreement import points_into
+
+    box = (10.0, 20.0, 30.0, 5.0)  # x, y, width, height
+    assert points_into((22.0, 15.0), box) and points_into((20.0, 40.0), box)
+    assert not points_into((15.0, 22.0), box) and not points_into((22.0, 41.0), box)

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+
 @dataclass(frozen=True)
 class ActivationMap:
     """One image's Grad-CAM map on the features' grid, before any scaling."""
