@@ -19,19 +19,22 @@ class _DenseNetWithItsReLU(nn.Module):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.features = nn.Sequential(model.features, nn.ReLU())
-        self.classifier = model.classifier
+        self.features = nn.Sequential(model.get_submodule("features"), nn.ReLU())
+        self.classifier = model.get_submodule("classifier")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = nn.functional.adaptive_avg_pool2d(self.features(x), 1)
-        return self.classifier(torch.flatten(pooled, 1))
+        logits: torch.Tensor = self.classifier(torch.flatten(pooled, 1))
+        return logits
 
 
 def gradcam(model: nn.Module, backbone: str, images: torch.Tensor) -> np.ndarray:
     """pytorch-grad-cam's GradCAM maps (N, S, S) in [0, 1] for the logit of ``model`` (eval mode)
     on normalised ``images`` (N, 1, S, S), at the last convolutional features."""
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam import GradCAM  # type: ignore[import-untyped]
+    from pytorch_grad_cam.utils.model_targets import (  # type: ignore[import-untyped]
+        ClassifierOutputTarget,
+    )
 
     target: Any = model
     if backbone.startswith("resnet"):

@@ -37,6 +37,7 @@ def test_onnx_maps_equal_pytorch_grad_cams(backbone: str, real_data: Path) -> No
     model = build_model(backbone).eval()
     with torch.no_grad():  # a random head may switch every region off; make some count
         head = model.get_submodule(spec(backbone).head)
+        assert isinstance(head, torch.nn.Linear)
         head.weight.abs_()
     image_spec = PreprocessSpec(ImageSpec(size=SIZE), mean=0.45, std=0.25)
     films = _films(real_data)
