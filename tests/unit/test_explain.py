@@ -80,11 +80,3 @@ def test_ssim_is_one_for_the_same_map_and_near_zero_for_unrelated_ones() -> None
     assert ssim(np.zeros((16, 16)), np.zeros((16, 16))) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="equal 2-D arrays"):
         ssim(a, a[:, :32])
-
-
-def test_a_peak_points_into_a_box_when_it_lies_inside_it() -> None:
-    from pneumo.explain.agreement import points_into
-
-    box = (10.0, 20.0, 30.0, 5.0)  # x, y, width, height
-    assert points_into((22.0, 15.0), box) and points_into((20.0, 40.0), box)
-    assert not points_into((15.0, 22.0), box) and not points_into((22.0, 41.0), box)

@@ -1,4 +1,4 @@
-"""How alike two maps are, and whether a map points into a box: the sanity checks of the maps.
+"""How alike two maps are: the randomisation sanity check of the maps.
 
 ``ssim`` is the structural similarity of Wang et al. (2004) as scikit-image computes it by
 default (a 7 x 7 uniform window, K1 = 0.01, K2 = 0.03, sample covariances, the mean over the
@@ -37,10 +37,3 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     c1, c2 = (K1 * data_range) ** 2, (K2 * data_range) ** 2
     s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
     return float(s.mean())  # over the windows that fit: scikit-image's crop of the borders
-
-
-def points_into(peak: tuple[float, float], box: tuple[float, float, float, float]) -> bool:
-    """Does ``peak`` (row, column) fall inside ``box`` (x, y, width, height), both in pixels?"""
-    row, col = peak
-    x, y, w, h = box
-    return x <= col <= x + w and y <= row <= y + h

@@ -40,5 +40,5 @@ def overlay(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
 def png(rgb: np.ndarray) -> bytes:
     """An RGB array as PNG bytes."""
     out = io.BytesIO()
-    Image.fromarray(rgb, mode="RGB").save(out, format="PNG", optimize=False)
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(out, format="PNG", optimize=False)
     return out.getvalue()

@@ -12,7 +12,6 @@ from pneumo.packaging.card_fields import public_fields
 from pneumo.reports.modelcard_page import render_html
 from pneumo.serving.auth import UNAUTHORIZED, key_matches
 from pneumo.serving.batching import MicroBatcher
-from pneumo.serving.explanation import require_maps
 from pneumo.serving.inputs import ApiError
 from pneumo.serving.job import Job
 from pneumo.serving.judge import explain_file, score_all, score_file, too_large
@@ -52,13 +51,19 @@ def require_key(request: Request) -> None:
 Protected = Annotated[None, Depends(require_key)]
 
 
+async def _read(
+    state: ServiceState, batcher: MicroBatcher, upload: UploadFile, label: str
+) -> bytes:
+    if upload.size is not None and upload.size > state.cfg.max_upload_bytes:
+        raise too_large(state, label)
+    with batcher.preparing():
+        return await upload.read()
+
+
 async def _score(
     state: ServiceState, batcher: MicroBatcher, upload: UploadFile, model: LoadedModel, job: Job
 ) -> Score:
-    if upload.size is not None and upload.size > state.cfg.max_upload_bytes:
-        raise too_large(state, job.label)
-    with batcher.preparing():
-        data = await upload.read()
+    data = await _read(state, batcher, upload, job.label)
     return await score_file(state, batcher, data, model, job)
 
 
@@ -90,12 +95,8 @@ async def explain_image(request: Request, _: Protected, file: UploadFile = File(
     await _one_file(request)
     model = state.model
     job = Job("file", request.state.request_id)
-    if file.size is not None and file.size > state.cfg.max_upload_bytes:
-        raise too_large(state, job.label)
     batcher: MicroBatcher = request.app.state.batcher
-    require_maps(model)  # before reading the body
-    with batcher.preparing():
-        data = await file.read()
+    data = await _read(state, batcher, file, job.label)
     score, body = await explain_file(state, batcher, data, model, job)
     answer = _prediction(request, model, score, start)
     return Explained(**answer.model_dump(), explanation=body)
