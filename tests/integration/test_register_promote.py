@@ -66,7 +66,8 @@ def test_the_model_file_takes_pixels_and_says_how_it_was_made(registered: Regist
     session = ort.InferenceSession(pkg.onnx, providers=["CPUExecutionProvider"])
     (image,) = session.get_inputs()
     assert (image.name, image.type, image.shape[1:]) == ("image", "tensor(uint8)", [1, 32, 32])
-    assert [o.name for o in session.get_outputs()] == ["probability", "embedding"]
+    names = ["probability", "embedding", "activations", "activation_weights"]
+    assert [o.name for o in session.get_outputs()] == names
     pixels = pkg.verification.pixels[:, None]  # no normalisation by the caller
     got = session.run(["probability"], {"image": pixels})[0][:, 0]
     np.testing.assert_allclose(got, pkg.verification.probabilities, atol=1e-4)
@@ -78,6 +79,7 @@ def test_the_model_file_takes_pixels_and_says_how_it_was_made(registered: Regist
     assert preprocessing == {k: v for k, v in card["preprocessing"].items() if k != "steps"}
     assert props["pneumo.card_format"] == card["format"]
     assert props["pneumo.run_id"] == card["run_id"]
+    assert sorted(json.loads(props["pneumo.outputs"])) == sorted(names)
     assert card["model"]["input"]["dtype"] == "uint8"
 
 
