@@ -63,6 +63,7 @@ ROC_FIGURE = "roc.png"
 PR_FIGURE = "pr.png"
 RELIABILITY_FIGURE = "reliability.png"
 CONFUSION_FIGURE = "confusion.png"
+ERRORS_FIGURE = "errors.png"  # the most confident errors, with their activation maps
 
 # In a model package (see pneumo.packaging.package).
 MODEL_FILE = "model.onnx"

@@ -36,6 +36,7 @@ def test_evaluate_a_run(pneumo_root: Path) -> None:
         "pr.png",
         "reliability.png",
         "confusion.png",
+        "errors.png",
     ):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
@@ -58,6 +59,18 @@ def test_evaluate_a_run(pneumo_root: Path) -> None:
     assert metrics["threshold_rule"]["chosen_on"] == "val"
     report = (out / "report.md").read_text()
     assert "Youden" in report and "chosen on the **val** split" in report
+
+    # The error analysis shows the most confident mistakes at that threshold, with maps.
+    errors = metrics["error_analysis"]
+    wrong = preds[(preds["probability"] >= metrics["threshold"]) != (preds["label"] == 1)]
+    healthy = wrong[wrong["label"] == 0].sort_values("probability", ascending=False)
+    shown = [row["image_id"] for row in errors["shown"] if row["kind"] == "false positive"]
+    assert shown == healthy["image_id"].head(4).tolist()
+    assert errors["counts"]["false positive"] == len(healthy) == metrics["confusion"]["fp"]
+    assert errors["counts"]["false negative"] == metrics["confusion"]["fn"]
+    assert errors["maps"] and all(0 < r < 1 and 0 < c < 1 for r, c in
+                                  (row["peak_at"] for row in errors["shown"]))  # fmt: skip
+    assert "## Error analysis" in report and "![Most confident errors](errors.png)" in report
 
 
 def test_evaluate_cli_with_sensitivity_rule(pneumo_root: Path) -> None:

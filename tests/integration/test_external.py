@@ -115,6 +115,13 @@ def test_a_version_without_torch_and_its_run_agree(registered: Registered, tmp_p
     b = pd.read_parquet(run_out / "predictions.parquet").set_index("image_id")
     assert sorted(a.index) == sorted(b.index) and len(a) == 20
     np.testing.assert_allclose(a["probability"], b.loc[a.index, "probability"], atol=1e-4)
+    # Both paths show their worst errors with maps: ONNX Runtime's from the model file's outputs,
+    # PyTorch's from the same cut of the network.
+    for folder, document in ((onnx_out, onnx), (run_out, torch)):
+        errors = document["error_analysis"]
+        assert errors["maps"] and (folder / "errors.png").is_file()
+        assert errors["counts"]["false positive"] == document["confusion"]["fp"]
+    assert onnx["error_analysis"]["counts"] == torch["error_analysis"]["counts"]
     history = runner.invoke(app, ["promote", "--history"], env=registered.env)
     assert "external elsewhere: AUROC" in history.output, history.output
 
@@ -137,6 +144,8 @@ def test_an_old_package_says_it_was_not_checked_and_splits_are_chosen(tmp_path: 
         in Path(result.files["report.md"]).read_text()
     )
     assert "NOT checked" in result.summary() and result.recorded == []
+    assert (Path(result.out) / "errors.png").is_file()
+    assert "no activation maps" in Path(result.files["report.md"]).read_text()
     with pytest.raises(DataError, match=r"no split 'val' \(it has: test, train\)"):
         evaluate_external(str(tmp_path / "package"), str(data), cfg, split="val")
 

@@ -9,6 +9,7 @@ bilinearly with half-pixel centres (OpenCV's and Pillow's convention) to the mod
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -46,6 +47,9 @@ class ActivationMap:
         h, w = self.raw.shape
         r, c = np.unravel_index(int(np.argmax(self.raw)), self.raw.shape)
         return (float(r) + 0.5) / h, (float(c) + 0.5) / w
+
+
+Explain = Callable[[np.ndarray], list["ActivationMap"]]  # uint8 (N, S, S) -> one map each
 
 
 def activation_maps(activations: np.ndarray, weights: np.ndarray) -> list[ActivationMap]:

@@ -19,6 +19,8 @@ import numpy.typing as npt
 
 from pneumo import paths, storage
 from pneumo.metrics.arrays import probabilities
+from pneumo.reports import error_analysis
+from pneumo.reports.error_analysis import ErrorAnalysis
 from pneumo.reports.evaluation_text import render_markdown
 from pneumo.settings import Settings
 
@@ -38,12 +40,14 @@ def write_evaluation_report(
     title: str,
     context: dict[str, Any] | None = None,
     settings: Settings | None = None,
+    errors: ErrorAnalysis | None = None,
 ) -> dict[str, str]:
     """Write the report files under ``out_url``; returns {file name: url}.
 
     ``summary`` is :func:`pneumo.metrics.curves.summarize`'s output, optionally with a
     ``threshold_rule`` entry (see :meth:`pneumo.metrics.threshold.Threshold.to_dict`);
-    ``y`` and ``p`` are the same arrays, needed again for the curves.
+    ``y`` and ``p`` are the same arrays, needed again for the curves; ``errors``, when given,
+    adds the error-analysis section (:mod:`pneumo.reports.error_analysis`).
     """
     from pneumo.render.figures import png
     from pneumo.reports import evaluation_figures as figures
@@ -60,6 +64,8 @@ def write_evaluation_report(
         files[name] = url
 
     document = {"title": title, "context": context, **summary}
+    if errors is not None:
+        document["error_analysis"] = errors.to_dict()
     text = json.dumps(jsonable(document), indent=2, allow_nan=False) + "\n"
     put(paths.METRICS, text.encode())
     put(paths.HEADLINE, (json.dumps(headline(summary, context), indent=2) + "\n").encode())
@@ -74,7 +80,11 @@ def write_evaluation_report(
     }
     for name, draw in drawers.items():
         put(name, png(draw()))
-    put(paths.REPORT_MD, render_markdown(summary, title=title, context=context).encode())
+    if errors is not None:
+        put(paths.ERRORS_FIGURE, errors.figure)
+    extra = error_analysis.markdown(errors) if errors is not None else []
+    text = render_markdown(summary, title=title, context=context, sections=extra)
+    put(paths.REPORT_MD, text.encode())
     return files
 
 

@@ -64,7 +64,14 @@ def threshold_sentence(summary: dict[str, Any]) -> str:
     return f"Threshold {value}, chosen on the **{where}** split by {how}.{achieved}"
 
 
-def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, Any]) -> str:
+def render_markdown(
+    summary: dict[str, Any],
+    *,
+    title: str,
+    context: dict[str, Any],
+    sections: list[str] | tuple[str, ...] = (),
+) -> str:
+    """The report; ``sections`` (markdown lines) go in before the caveats."""
     boot = summary.get("bootstrap", {})
     unit = summary.get("resampling", "image")
     level = round(100 * float(boot.get("ci_level", 0.95)))
@@ -113,6 +120,7 @@ def render_markdown(summary: dict[str, Any], *, title: str, context: dict[str, A
     lines += [f"![Confusion matrix]({paths.CONFUSION_FIGURE})", ""]
     lines += _calibration(summary)
     lines += _subgroups(summary)
+    lines += sections
     lines += ["## Caveats", ""]
     external = external_caveats(summary) if "expected" in summary else []
     lines += [f"- {c}" for c in (*external, *caveats(summary, context))]

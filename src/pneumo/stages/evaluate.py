@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from pneumo import paths, storage
 from pneumo.config import EvaluateConfig, load_config
@@ -25,11 +26,12 @@ from pneumo.metrics.summary import summarize
 from pneumo.metrics.threshold import choose_threshold, parse_threshold_rule
 from pneumo.models import checkpoint
 from pneumo.models.meta import CheckpointMeta
+from pneumo.reports.error_analysis import ErrorAnalysis, analyse_errors, worst_errors
 from pneumo.reports.evaluation import write_evaluation_report
 from pneumo.reports.terminal import evaluation_summary
 from pneumo.settings import Settings, get_settings
 from pneumo.training.runs import checkpoint_of
-from pneumo.training.scoring import Scored, score_splits
+from pneumo.training.scoring import Scored, explainer, pixels_of, score_splits
 from pneumo.training.tracking import Tracker
 
 AGE_BAND_ORDER = tuple(band for band, _, _ in schema.AGE_BANDS)
@@ -122,7 +124,8 @@ def evaluate(
     data = load_prepared(entry, settings)
     check_data(entry, data, meta)
     splits = tuple(dict.fromkeys(("val", cfg.split)))
-    scored = score_splits(checkpoint.restore_model(ckpt), data, splits, meta.preprocess, settings)
+    model = checkpoint.restore_model(ckpt)
+    scored = score_splits(model, data, splits, meta.preprocess, settings)
     metrics = _summarize(cfg, scored["val"], scored[cfg.split])
     target = out or storage.join(folder or storage.parent_of(url), paths.evaluation_dir(cfg.split))
     context = {
@@ -132,14 +135,28 @@ def evaluate(
         "val_auroc_at_training": meta.val_auroc,
     }  # fmt: skip
     test = scored[cfg.split]
+    errors = _errors(test, float(metrics["threshold"]), data, cfg.split, model, meta, settings)
     files = write_evaluation_report(
         metrics, test.labels, test.probabilities, target,
         title=f"{entry.name} · {cfg.split} split", context=context, settings=settings,
+        errors=errors,
     )  # fmt: skip
     files[paths.PREDICTIONS] = _write_predictions(test, target, settings)
     if meta.run_id:
         _log_to_mlflow(meta.run_id, cfg.split, metrics, files, settings)
     return EvaluationResult(target, metrics, files)
+
+
+def _errors(
+    scored: Scored, threshold: float, data: PreparedData, split: str, model: torch.nn.Module,
+    meta: CheckpointMeta, settings: Settings,
+) -> ErrorAnalysis:  # fmt: skip
+    """The split's most confident errors, with the maps the exported model would give."""
+    ids = scored.frame[schema.IMAGE_ID].astype(str).tolist()
+    cases, counts = worst_errors(scored.labels, scored.probabilities, threshold, ids)
+    pixels = pixels_of(data, split, [c.index for c in cases], settings)
+    explain = explainer(model, meta.preprocess, meta.model.backbone)
+    return analyse_errors(cases, counts, pixels, threshold, explain)
 
 
 def _write_predictions(scored: Scored, folder: str, settings: Settings) -> str:

@@ -22,13 +22,14 @@ import pandas as pd
 from pneumo import paths, storage
 from pneumo.config import EvaluateConfig, load_config
 from pneumo.data import schema
-from pneumo.data.decode.pool import worker_count
+from pneumo.data.decode.pool import decode_many, worker_count
 from pneumo.data.inventory import Inventory, take_inventory
 from pneumo.data.near_duplicates import near_any
 from pneumo.data.sources import datasets
 from pneumo.data.sources.layout import detect
 from pneumo.errors import DataError
 from pneumo.metrics.summary import summarize
+from pneumo.reports.error_analysis import ErrorAnalysis, analyse_errors, worst_errors
 from pneumo.reports.evaluation import write_evaluation_report
 from pneumo.reports.terminal import external_summary
 from pneumo.settings import Settings, get_settings
@@ -126,6 +127,21 @@ def _summary(
     return summary
 
 
+def _errors(
+    model: ExternalModel, kept: pd.DataFrame, y: np.ndarray, p: np.ndarray
+) -> ErrorAnalysis:
+    """The most confident errors, decoded again from their files (a few) for their maps."""
+    ids = kept[schema.IMAGE_ID].astype(str).tolist()
+    cases, counts = worst_errors(y, p, model.threshold, ids)
+    files = [str(kept[schema.PATH].iloc[c.index]) for c in cases]
+    decoded = [pixels for _, pixels in decode_many(files, model.spec.image, 1, len(files))]
+    kept_cases = [c for c, d in zip(cases, decoded, strict=True) if d is not None]  # not vanished
+    size = model.spec.image.size
+    pixels = [d for d in decoded if d is not None]
+    stacked = np.stack(pixels) if pixels else np.zeros((0, size, size), np.uint8)
+    return analyse_errors(kept_cases, counts, stacked, model.threshold, model.explain)
+
+
 def evaluate_external(
     ref: str,
     dataset: str,
@@ -153,9 +169,10 @@ def evaluate_external(
         "model": model.name, "external_dataset": name, "split": split or "all",
         "images_listed": len(frame),
     }  # fmt: skip
+    y, p = kept[schema.LABEL].to_numpy(np.int64), kept["probability"].to_numpy(np.float64)
     files = write_evaluation_report(
-        metrics, kept[schema.LABEL].to_numpy(np.int64), kept["probability"].to_numpy(np.float64),
-        target, title=f"{model.name} on {name} (external)", context=context, settings=settings,
+        metrics, y, p, target, title=f"{model.name} on {name} (external)", context=context,
+        settings=settings, errors=_errors(model, kept, y, p),
     )  # fmt: skip
     table = kept[[schema.IMAGE_ID, schema.PATIENT_ID, schema.LABEL, "probability"]]
     files[paths.PREDICTIONS] = storage.join(target, paths.PREDICTIONS)

@@ -25,6 +25,7 @@ from pneumo.config import EvaluateConfig
 from pneumo.data.prepared import load_prepared
 from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
+from pneumo.explain.cam import ActivationMap, Explain
 from pneumo.metrics.names import LOGGED
 from pneumo.packaging.external_results import result_record, tag_of
 from pneumo.packaging.modelcard import ModelCard
@@ -94,6 +95,7 @@ class ExternalModel:
     seen: Seen | None  # None: what the model trained on is unknown here
     folder: str  # where its external reports go by default
     record: Recorder
+    explain: Explain | None = None  # its activation maps; None: it has none
     notes: list[str] = field(default_factory=list)
 
 
@@ -151,9 +153,14 @@ def _packaged(ref: str, settings: Settings) -> ExternalModel:
     label = f"{loaded.name} v{version}" if registered else f"{loaded.name} ({version})"
     home = storage.join(settings.root, paths.EVALUATIONS_DIR, f"{loaded.name}-{version}")
     recorder = Recorder(settings, run_id, (loaded.name, version) if registered else None)
+
+    def explain(pixels: Any) -> list[ActivationMap]:
+        scores = loaded.score(pixels, [True] * len(pixels))
+        return [s.cam for s in scores if s.cam is not None]
+
     return ExternalModel(
         label, loaded.spec, loaded.threshold, rule, loaded.predict, _card_expected(card), seen,
-        home, recorder,
+        home, recorder, explain if loaded.explains else None,
     )  # fmt: skip
 
 
@@ -175,7 +182,7 @@ def _checkpointed(ref: str, cfg: EvaluateConfig, settings: Settings) -> External
     from pneumo.models import checkpoint
     from pneumo.stages.evaluate import check_data, current_evaluation
     from pneumo.training.runs import checkpoint_of
-    from pneumo.training.scoring import predictor, score_splits
+    from pneumo.training.scoring import explainer, predictor, score_splits
 
     url, run_folder = checkpoint_of(ref, settings)
     ckpt = checkpoint.load(url, settings)
@@ -207,6 +214,7 @@ def _checkpointed(ref: str, cfg: EvaluateConfig, settings: Settings) -> External
     return ExternalModel(
         name, meta.preprocess, threshold, rule, predictor(model, meta.preprocess), expected,
         seen, folder, Recorder(settings, run_id, version),
+        explainer(model, meta.preprocess, meta.model.backbone),
     )  # fmt: skip
 
 

@@ -17,6 +17,7 @@ from tqdm import tqdm
 
 from pneumo.data import schema
 from pneumo.data.prepared import PreparedData
+from pneumo.explain.cam import ActivationMap, Explain
 from pneumo.preprocess import PreprocessSpec
 from pneumo.settings import Settings
 from pneumo.training.loader import ShardImages, make_loader
@@ -69,3 +70,30 @@ def predictor(model: torch.nn.Module, spec: PreprocessSpec) -> Callable[[np.ndar
         return torch.sigmoid(logits.float()[:, 0]).double().numpy()
 
     return predict
+
+
+def pixels_of(data: PreparedData, split: str, rows: list[int], settings: Settings) -> np.ndarray:
+    """The cached uint8 pixels (len(rows), S, S) of ``rows`` of ``split`` (as :class:`Scored`
+    orders them)."""
+    ds = ShardImages(data.manifest, data.cache, [split], [schema.LABEL], settings)
+    if not rows:
+        size = data.image_spec.size
+        return np.zeros((0, size, size), dtype=np.uint8)
+    return np.asarray(ds.__getitems__(rows)[0].numpy(), dtype=np.uint8)
+
+
+def explainer(model: torch.nn.Module, spec: PreprocessSpec, backbone: str) -> Explain:
+    """``explain(pixels) -> maps``: Grad-CAM maps of the binary head on the CPU in float32, from
+    the same cut (:class:`pneumo.models.trunk.Split`) the ONNX export computes them with."""
+    from pneumo.explain.cam import activation_maps
+    from pneumo.models.trunk import Split, check_split
+
+    split = Split(model.to("cpu").eval(), backbone).eval()
+    check_split(split, model, spec.image.size)
+
+    def explain(pixels: np.ndarray) -> list[ActivationMap]:
+        with torch.inference_mode():
+            _, _, acts, alpha = split(torch.from_numpy(spec.normalize(pixels)))
+        return activation_maps(acts.float().numpy(), alpha.float().numpy())
+
+    return explain
