@@ -100,3 +100,13 @@ def external_dir(label: str) -> str:
     """The folder (in a run or under ``evaluations/<model>/``, and among the run's MLflow
     artifacts) of an external evaluation, e.g. ``external-kermany-test``."""
     return f"external-{label}"
+
+
+def overlay_name(file: str) -> str:
+    """The activation-map overlay `pneumo predict --explain` writes for ``file`` (its name, made
+    unique by a digest of its whole path: two folders may hold the same name)."""
+    import hashlib
+
+    stem = file.rstrip("/").rsplit("/", 1)[-1].rsplit(".", 1)[0] or "image"
+    digest = hashlib.sha256(file.encode()).hexdigest()[:8]
+    return f"{stem}-{digest}.png"

@@ -127,3 +127,63 @@ def test_glob_patterns_and_a_clear_error_for_nothing(
     missing = _predict(registered, str(tmp_path / "nowhere" / "*.png"))
     assert missing.returncode == 2
     assert "nothing to score at" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_explain_draws_each_scored_files_map_beside_the_table(
+    registered: Registered, tmp_path: Path
+) -> None:
+    from pneumo.data.decode.pool import decode_file
+    from pneumo.explain.overlay import overlay, overlay_side
+    from pneumo.serving.source import make_source
+    from pneumo.serving.state import load_version
+    from pneumo.settings import ServeSettings, Settings
+
+    folder = tmp_path / "in"
+    (folder / "a").mkdir(parents=True)
+    (folder / "b").mkdir()
+    sources = sorted(registered.test_images)[:3]
+    for source in sources:
+        shutil.copy(source, folder / "a" / Path(source).name)
+    shutil.copy(sources[0], folder / "b" / Path(sources[0]).name)  # the same name twice
+    (folder / "b" / "broken.png").write_bytes(b"no image")
+    out, maps = tmp_path / "scores.parquet", tmp_path / "maps"
+    proc = _predict(registered, str(folder), "--out", str(out), "--explain", str(maps))
+    assert proc.returncode == 0, proc.stderr
+    assert f"activation-map overlays: {maps}" in proc.stdout
+    table = pd.read_parquet(out).set_index("file")
+    broken = table.loc[str(folder / "b" / "broken.png")]
+    assert pd.isna(broken["overlay"]) and isinstance(broken["error"], str)
+    drawn = table["overlay"].dropna()
+    assert (
+        len(drawn) == 4
+        and drawn.is_unique
+        and sorted(maps.iterdir()) == sorted(Path(p) for p in drawn)
+    )
+    # Each overlay is the file's model input with the served model's own map over it.
+    settings = Settings(root=str(registered.root))
+    serve = ServeSettings()
+    source = make_source("models:/pneumonia@champion", settings, tmp_path / "cache")
+    model = load_version(source, source.current(), serve)
+    assert model.explains
+    for file, url in drawn.items():
+        _, pixels = decode_file(str(file), model.spec.image)
+        assert pixels is not None
+        score = model.score(pixels[None], [True])[0]
+        assert score.cam is not None
+        assert score.probability == pytest.approx(table.loc[file, "probability"], abs=1e-6)
+        want = overlay(pixels, score.cam.upsampled(overlay_side(pixels.shape[0])))
+        np.testing.assert_array_equal(np.asarray(Image.open(url).convert("RGB")), want)
+
+
+def test_explain_with_a_model_that_has_no_maps_says_so(
+    registered: Registered, tmp_path: Path
+) -> None:
+    from tests.integration.test_release_compat import release_package
+
+    release_package(tmp_path / "old")
+    image = next(iter(registered.test_images))
+    proc = _predict(registered, image, "--model", str(tmp_path / "old"),
+                    "--explain", str(tmp_path / "maps"))  # fmt: skip
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "has no activation maps" in proc.stderr and "drop --explain" in proc.stderr
+    assert not (tmp_path / "maps").exists()

@@ -184,9 +184,13 @@ def predict(
     ] = None,
     out: Annotated[str | None, opt("Table to write (.parquet; a .csv beside it).")] = None,
     batch: Annotated[int, opt("Images per ONNX Runtime call.")] = 32,
+    explain: Annotated[
+        str | None, opt("Folder for each file's activation-map overlay (PNG).")
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Score files in bulk with a registered model (torch-free); a killed run resumes."""
     from pneumo.stages import predict as stage
 
-    typer.echo(stage.run(inputs, model, out, batch=batch, progress=not quiet).summary())
+    result = stage.run(inputs, model, out, batch=batch, progress=not quiet, explain=explain)
+    typer.echo(result.summary())
