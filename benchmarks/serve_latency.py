@@ -414,6 +414,7 @@ def main() -> None:
     import onnxruntime as ort
 
     from pneumo.serving.model import load_model
+    from pneumo.settings import ServeSettings
 
     root, files = image_files(args.images)
     images = [p.read_bytes() for p in files]
@@ -441,7 +442,8 @@ def main() -> None:
         print(f"model        {backbone} at {size}x{size} px; {origin}")
         print(
             f"service      max batch {args.max_batch}, max wait {args.max_wait_ms:g} ms, "
-            f"ORT threads {threads or 'all'}, poll off"
+            f"ORT threads {threads or 'all'}, "
+            f"spinning {'on' if ServeSettings().ort_spin else 'off'}, poll off"
         )
         mean_kb = sum(len(d) for d in images) / len(images) / 1024
         print(f"images       {len(images)} PNGs from {root} (mean {mean_kb:.0f} KB)")
@@ -452,7 +454,8 @@ def main() -> None:
         )
 
         # The same session options as the service's; idle while the service is measured.
-        model = load_model(folder, "bench", "bare", threads=threads, warm=args.max_batch)
+        spin = ServeSettings().ort_spin  # PNEUMO_ORT_SPIN, as the service reads it
+        model = load_model(folder, "bench", "bare", threads=threads, warm=args.max_batch, spin=spin)
         for data in images[:3]:
             bare_single(model, [data])
         settings = {

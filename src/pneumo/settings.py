@@ -237,6 +237,11 @@ class ServeSettings(BaseSettings):
         30.0, ge=0, description="How often the registry alias is checked; 0: never (no hot swap)."
     )
     ort_threads: int = Field(0, ge=0, description="ONNX Runtime intra-op threads; 0: all cores.")
+    ort_spin: bool = Field(
+        False,
+        description="Let ONNX Runtime's threads spin for work after each call (its default). Off: "
+        "they sleep, and leave the cores to the decoding and the maps that follow each call.",
+    )
     model_cache: str | None = Field(None, description="Where downloaded models are kept.")
     serve_docs: bool = Field(
         True, description="Serve /docs (Swagger UI from local files) and /openapi.json."

@@ -99,6 +99,11 @@ def test_predict_with_explain_true_carries_the_same_map(explaining: Explaining) 
     explained = _post(f"{explaining.url}/v1/explain", film).json()
     assert with_map["explanation"]["grid"] == explained["explanation"]["grid"]
     assert with_map["probability"] == explained["probability"]
+    # overlay=false: the same map as numbers, no picture (a client that draws its own)
+    for route in ("/v1/explain?overlay=false", "/v1/predict?explain=true&overlay=false"):
+        bare = _post(f"{explaining.url}{route}", film).json()
+        assert bare["explanation"]["grid"] == explained["explanation"]["grid"], route
+        assert bare["explanation"]["overlay_png"] is None and bare["explanation"]["peak_at"]
 
 
 def test_a_broken_upload_to_explain_is_a_clear_415(explaining: Explaining, tmp_path: Path) -> None:

@@ -174,6 +174,14 @@ def test_a_release_model_card_loads_in_process(tmp_path: Path) -> None:
     assert got == pytest.approx(expected_probability(card, image), abs=1e-6)
 
 
+def test_onnx_runtimes_threads_sleep_between_calls_unless_asked_to_spin(tmp_path: Path) -> None:
+    release_package(tmp_path / "package")
+    key = "session.intra_op.allow_spinning"
+    for spin, want in ((False, "0"), (True, "1")):
+        model = load_model(tmp_path / "package", "pneumonia", "1", spin=spin)
+        assert model.session.get_session_options().get_session_config_entry(key) == want
+
+
 @pytest.mark.slow
 def test_a_model_registered_by_the_release_serves(tmp_path: Path) -> None:
     """The release's package, registered and promoted as it registered them, behind `pneumo

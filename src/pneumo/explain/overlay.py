@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from functools import lru_cache
 
 import numpy as np
 from PIL import Image
@@ -26,19 +27,36 @@ def overlay_side(size: int) -> int:
 
 def overlay(pixels: np.ndarray, heat: np.ndarray) -> np.ndarray:
     """uint8 RGB (D, D, 3): the grayscale model input ``pixels`` (S, S) with ``heat`` (D, D)
-    in [0, 1] blended over it, more opaque where the map is higher."""
+    in [0, 1] blended over it, more opaque where the map is higher.
+
+    The map is quantised to 256 levels, each with its colour and opacity from a table, and
+    blended in integers: no image-sized float temporaries on the service's path."""
     side = heat.shape[0]
-    gray = Image.fromarray(np.asarray(pixels, dtype=np.uint8)).resize(
-        (side, side), Image.Resampling.BILINEAR
-    )
-    base = np.repeat(np.asarray(gray, dtype=np.float32)[..., None], 3, axis=2)
-    alpha = (OPACITY * heat)[..., None]
-    mixed = (1.0 - alpha) * base + alpha * jet(heat).astype(np.float32)
-    return np.asarray(np.round(mixed), dtype=np.uint8)
+    gray = np.asarray(pixels, dtype=np.uint8)
+    if gray.shape != heat.shape:
+        resized = Image.fromarray(gray).resize((side, side), Image.Resampling.BILINEAR)
+        gray = np.asarray(resized, dtype=np.uint8)
+    colours, weights = _blend_table()
+    level = np.rint(np.clip(heat, 0.0, 1.0) * 255.0).astype(np.uint8)
+    w = weights[level][..., None]  # the heat colour's share, in 1/256
+    mixed = gray[..., None].astype(np.uint16) * (256 - w) + colours[level] * w + 128
+    return np.asarray(mixed >> 8, dtype=np.uint8)
+
+
+@lru_cache(maxsize=1)
+def _blend_table() -> tuple[np.ndarray, np.ndarray]:
+    """Per map level 0-255: its jet colour (uint16 (256, 3)) and opacity x 256 (uint16)."""
+    levels = np.arange(256, dtype=np.float32) / 255.0
+    colours = jet(levels).astype(np.uint16)
+    weights = np.rint(OPACITY * levels * 256.0).astype(np.uint16)
+    colours.setflags(write=False)
+    weights.setflags(write=False)
+    return colours, weights
 
 
 def png(rgb: np.ndarray) -> bytes:
     """An RGB array as PNG bytes."""
     out = io.BytesIO()
-    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(out, format="PNG", optimize=False)
+    # zlib level 1: a third of the default's time (about 3 ms for 256 px) for a file 25 % bigger
+    Image.fromarray(np.asarray(rgb, dtype=np.uint8)).save(out, format="PNG", compress_level=1)
     return out.getvalue()

@@ -26,15 +26,16 @@ def require_maps(model: LoadedModel) -> None:
         )
 
 
-def explanation(cam: ActivationMap, pixels: np.ndarray) -> Explanation:
-    """The body for ``cam`` of the image ``pixels`` (uint8 (S, S), as the model saw it)."""
+def explanation(cam: ActivationMap, pixels: np.ndarray, drawn: bool = True) -> Explanation:
+    """The body for ``cam`` of the image ``pixels`` (uint8 (S, S), as the model saw it); the
+    overlay only when ``drawn`` (a client that draws its own takes the grid alone)."""
     side = overlay_side(int(pixels.shape[-1]))
-    picture = png(overlay(pixels, cam.upsampled(side)))
+    picture = png(overlay(pixels, cam.upsampled(side))) if drawn else None
     grid = np.round(cam.scaled.astype(np.float64), GRID_DIGITS)
     return Explanation(
         grid=grid.tolist(),
         peak=cam.peak,
         peak_at=list(cam.peak_at),
-        overlay_png=base64.b64encode(picture).decode("ascii"),
+        overlay_png=base64.b64encode(picture).decode("ascii") if picture is not None else None,
         overlay_size=side,
     )

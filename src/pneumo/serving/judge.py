@@ -106,22 +106,28 @@ async def _from_file(
 
 
 async def _explained(
-    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job
-) -> tuple[Score, Explanation]:
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job,
+    drawn: bool,
+) -> tuple[Score, Explanation]:  # fmt: skip
     with batcher.preparing():
         facts = await decoded(state, data, model, job.label)
     score = await _judged(state, batcher, facts.pixels[None], model, job, facts)
     assert score.cam is not None  # asked for: the batch computed it
+    if not drawn:  # the grid alone: microseconds, no thread
+        return score, explanation(score.cam, facts.pixels, drawn=False)
     body = await anyio.to_thread.run_sync(explanation, score.cam, facts.pixels)
     return score, body
 
 
 def explain_file(
-    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job
-) -> Coroutine[Any, Any, tuple[Score, Explanation]]:
-    """Score an encoded file with its activation map (the overlay drawn in a worker thread)."""
+    state: ServiceState, batcher: MicroBatcher, data: bytes, model: LoadedModel, job: Job,
+    drawn: bool = True,
+) -> Coroutine[Any, Any, tuple[Score, Explanation]]:  # fmt: skip
+    """Score an encoded file with its activation map (the overlay, when ``drawn``, drawn in a
+    worker thread)."""
     require_maps(model)
-    return _counted(state, _explained(state, batcher, data, model, replace(job, explain=True)))
+    explained = _explained(state, batcher, data, model, replace(job, explain=True), drawn)
+    return _counted(state, explained)
 
 
 def score_file(

@@ -93,12 +93,15 @@ class LoadedModel:
         return {"name": self.name, "version": self.version}
 
 
-def _session(onnx: bytes, threads: int) -> Any:
+def _session(onnx: bytes, threads: int, spin: bool) -> Any:
     ort = onnxruntime()
 
     options = ort.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
+    # Spinning threads hold the cores for a while after each call, which slows what follows it
+    # (the next decode, a map's overlay): measured in benchmarks/explain_latency.py.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     wanted = ("CUDAExecutionProvider", "CPUExecutionProvider")
     providers = [p for p in wanted if p in ort.get_available_providers()]
@@ -106,7 +109,7 @@ def _session(onnx: bytes, threads: int) -> Any:
 
 
 def load_model(
-    folder: Path, name: str, version: str, threads: int = 0, warm: int = 1
+    folder: Path, name: str, version: str, threads: int = 0, warm: int = 1, spin: bool = False
 ) -> LoadedModel:
     """Load a package folder and prove it works: checksum, shapes, verification images.
 
@@ -119,7 +122,7 @@ def load_model(
     except PneumoError as exc:
         raise PackageError(f"{folder}: {exc.message}") from None
     try:
-        session = _session(pkg.onnx, threads)
+        session = _session(pkg.onnx, threads, spin)
     except Exception as exc:
         raise PackageError(
             f"{folder}: ONNX Runtime cannot load model.onnx: {exc}".splitlines()[0]

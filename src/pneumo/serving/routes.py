@@ -71,12 +71,13 @@ async def _score(
     "/v1/predict", response_model=Explained | Prediction, responses=ERRORS, tags=["predict"]
 )
 async def predict(
-    request: Request, _: Protected, file: UploadFile = File(...), explain: bool = False
-) -> Explained | Prediction:
+    request: Request, _: Protected, file: UploadFile = File(...), explain: bool = False,
+    overlay: bool = True,
+) -> Explained | Prediction:  # fmt: skip
     """Probability of pneumonia for one chest radiograph (PNG, JPEG or DICOM); with
     ``explain=true``, also where the model looked (as ``/v1/explain``)."""
     if explain:
-        return await explain_image(request, _, file)
+        return await explain_image(request, _, file, overlay)
     start = time.perf_counter()
     state = service(request)
     await _one_file(request)
@@ -87,9 +88,12 @@ async def predict(
 
 
 @router.post("/v1/explain", response_model=Explained, responses=EXPLAIN_ERRORS, tags=["predict"])
-async def explain_image(request: Request, _: Protected, file: UploadFile = File(...)) -> Explained:
+async def explain_image(
+    request: Request, _: Protected, file: UploadFile = File(...), overlay: bool = True
+) -> Explained:
     """The prediction plus its activation map (Grad-CAM, exact for the model's head): a grid
-    of numbers and a PNG overlay, base64 in the body. 409 for a version registered without maps."""
+    of numbers and a PNG overlay, base64 in the body (``overlay=false``: the grid alone, for
+    a client that draws its own). 409 for a version registered without maps."""
     start = time.perf_counter()
     state = service(request)
     await _one_file(request)
@@ -97,7 +101,7 @@ async def explain_image(request: Request, _: Protected, file: UploadFile = File(
     job = Job("file", request.state.request_id)
     batcher: MicroBatcher = request.app.state.batcher
     data = await _read(state, batcher, file, job.label)
-    score, body = await explain_file(state, batcher, data, model, job)
+    score, body = await explain_file(state, batcher, data, model, job, drawn=overlay)
     answer = _prediction(request, model, score, start)
     return Explained(**answer.model_dump(), explanation=body)
 

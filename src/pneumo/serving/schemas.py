@@ -46,11 +46,11 @@ class Explanation(BaseModel):
         description="[row, column] of the map's maximum, as fractions of the image's height "
         "and width (0-1, from the top left)."
     )
-    overlay_png: str = Field(
+    overlay_png: str | None = Field(
         description="The map over the image the model saw (resized to its input, padded to a "
-        "square), as a base64 PNG in this body (no second request)."
+        "square), as a base64 PNG in this body (no second request); null with overlay=false."
     )
-    overlay_size: int = Field(description="Side of the overlay in pixels.")
+    overlay_size: int = Field(description="Side of the overlay in pixels (drawn or not).")
 
 
 class Explained(Prediction):

@@ -33,7 +33,10 @@ from pneumo.settings import ServeSettings
 
 def load_version(source: ModelSource, version: str, cfg: ServeSettings) -> LoadedModel:
     folder = source.fetch(version)
-    return load_model(folder, source.name, version, threads=cfg.ort_threads, warm=cfg.max_batch)
+    return load_model(
+        folder, source.name, version, threads=cfg.ort_threads, warm=cfg.max_batch,
+        spin=cfg.ort_spin,
+    )  # fmt: skip
 
 
 def load_current(source: ModelSource, cfg: ServeSettings) -> LoadedModel:
