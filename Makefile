@@ -18,7 +18,7 @@ LOCK     = $(UV) pip compile --quiet --generate-hashes --python-platform x86_64-
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install lock demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile serve clean
+.PHONY: help install lock demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile bench-explain bench-pointing serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -89,6 +89,12 @@ bench-stream: $(STAMP)  ## training streamed from an S3 server on 127.0.0.1 agai
 
 bench-hostile: $(STAMP)  ## good requests' throughput with 10 % hostile uploads against clean
 	$(BIN)/python benchmarks/hostile_load.py
+
+bench-explain: $(STAMP)  ## /v1/explain and /v1/predict against the model file without maps
+	$(BIN)/python benchmarks/explain_latency.py
+
+bench-pointing: $(STAMP)  ## the maps on NIH's Pneumonia boxes (pointing game), randomisation SSIM
+	$(BIN)/python benchmarks/pointing_game.py
 
 serve: $(STAMP)  ## serve the champion model (after train, register, promote)
 	$(BIN)/pneumo serve
