@@ -83,6 +83,13 @@ class LoadedModel:
             Score(float(p), o, e, c) for p, o, e, c in zip(flat, ood, embeddings, cams, strict=True)
         ]
 
+    def explained(self, pixels: np.ndarray) -> tuple[np.ndarray, list[ActivationMap]]:
+        """Probabilities (float64 (N,)) and activation maps of a batch, from one run (the model
+        must have maps: :attr:`explains`)."""
+        scores = self.score(pixels, [True] * len(pixels))
+        maps = [s.cam for s in scores if s.cam is not None]
+        return np.array([s.probability for s in scores], dtype=np.float64), maps
+
     def decide(self, probability: float) -> tuple[str, bool]:
         """("pneumonia" | "no pneumonia", positive) at the card's operating threshold."""
         positive = probability >= self.threshold

@@ -155,8 +155,7 @@ def _packaged(ref: str, settings: Settings) -> ExternalModel:
     recorder = Recorder(settings, run_id, (loaded.name, version) if registered else None)
 
     def explain(pixels: Any) -> list[ActivationMap]:
-        scores = loaded.score(pixels, [True] * len(pixels))
-        return [s.cam for s in scores if s.cam is not None]
+        return loaded.explained(pixels)[1]
 
     return ExternalModel(
         label, loaded.spec, loaded.threshold, rule, loaded.predict, _card_expected(card), seen,

@@ -87,13 +87,8 @@ class _Overlays:
                 "model.onnx carried them)",
                 hint="register the run again with this version of pneumo, or drop --explain",
             )
-        self.model, self.folder, self.settings = model, folder, settings
+        self.folder, self.settings = folder, settings
         storage.makedirs(folder, settings)
-
-    def explained(self, pixels: np.ndarray) -> tuple[np.ndarray, list[ActivationMap]]:
-        scores = self.model.score(pixels, [True] * len(pixels))
-        probabilities = np.array([s.probability for s in scores], dtype=np.float64)
-        return probabilities, [s.cam for s in scores if s.cam is not None]
 
     def draw(self, file: str, pixels: np.ndarray, cam: ActivationMap) -> str:
         from pneumo.explain.overlay import overlay, overlay_side, png
@@ -107,7 +102,7 @@ class _Overlays:
 def _rows(
     model: LoadedModel, files: list[str], batch: int, workers: int, overlays: _Overlays | None
 ) -> Iterator[dict[str, Any]]:
-    explained = overlays.explained if overlays is not None else None
+    explained = model.explained if overlays is not None else None
     for scored in score_files(files, model.spec, model.predict, batch, workers,
                               explained=explained):  # fmt: skip
         error = None if scored.probability is not None else reason(scored.record)
