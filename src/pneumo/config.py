@@ -169,6 +169,23 @@ class PromoteConfig(_Section):
     )
 
 
+class OptimizeConfig(_Section):
+    """`pneumo optimize`: the int8 variant of a registered version and the gate it passes."""
+
+    calibration: Literal["minmax", "percentile", "entropy"] = Field(
+        "minmax", description="How activation ranges are calibrated (ONNX Runtime's methods)."
+    )
+    calibration_images: int = Field(128, ge=1, description="Training images to calibrate on.")
+    max_auroc_drop: float = Field(
+        0.005, ge=0.0, le=1.0, description="Test AUROC may fall this far below float32's."
+    )
+    min_agreement: float = Field(
+        0.99, ge=0.0, le=1.0, description="Share of test decisions that must equal float32's."
+    )
+    n_boot: int = Field(1000, ge=0, description="Resamples for the int8 card's intervals.")
+    seed: int = 0
+
+
 class ExperimentConfig(_Section):
     """Everything a run does; where it runs comes from :class:`pneumo.settings.Settings`."""
 
@@ -179,6 +196,7 @@ class ExperimentConfig(_Section):
     evaluate: EvaluateConfig = EvaluateConfig()
     registry: RegisterConfig = RegisterConfig()
     promote: PromoteConfig = PromoteConfig()
+    optimize: OptimizeConfig = OptimizeConfig()
     tune: TuneConfig = TuneConfig()
 
     @model_validator(mode="after")

@@ -50,6 +50,7 @@ LAST = "last.pt"
 HISTORY = "history.json"
 HISTORY_FIGURE = "history.png"
 MODEL_DIR = "model"  # the model package `register` writes
+MODEL_INT8_DIR = "model-int8"  # the int8 variant `optimize` writes
 RUN_RECORD = "run.json"  # which run a fixed-path export came from
 REGISTERED = "registered.json"  # which version a package became
 

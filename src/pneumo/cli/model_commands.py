@@ -176,6 +176,20 @@ def report(
     typer.echo(result.summary())
 
 
+@app.command("optimize")
+def optimize(
+    model: Annotated[
+        str, arg("The registered version: models:/NAME/N or models:/NAME@ALIAS.")
+    ] = "models:/pneumonia@champion",
+    config: ConfigOpt = None,
+    overrides: Overrides = None,
+) -> None:
+    """Make an int8 variant of a registered version; registered only if it passes its gate."""
+    from pneumo.stages import optimize as stage
+
+    typer.echo(stage.run(model, config, overrides or []).summary())
+
+
 @app.command("predict")
 def predict(
     inputs: Annotated[list[str], arg("Files, folders, glob patterns or URLs (PNG, JPEG, DICOM).")],
