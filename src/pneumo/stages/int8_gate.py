@@ -68,7 +68,7 @@ class Gate:
             "min_agreement": self.min_agreement,
             "throughput_float32": round(self.rate_float32, 2),
             "throughput_int8": round(self.rate_int8, 2), "speedup": round(self.speedup, 3),
-            "timed": f"{min(self.n, TIMED_IMAGES)} test images, batches of {BATCH}, "
+            "timed": f"{TIMED_IMAGES} test images (cycled if fewer), batches of {BATCH}, "
                      f"median of {ROUNDS} alternating rounds",
         }  # fmt: skip
 
@@ -100,7 +100,7 @@ def judge(
     p32 = probabilities(float32, spec, pixels)
     p8 = probabilities(int8, spec, pixels)
     agreement = float(np.mean((p32 >= threshold) == (p8 >= threshold)))
-    timed = pixels[:TIMED_IMAGES]
+    timed = np.resize(pixels, (TIMED_IMAGES, *pixels.shape[1:]))  # cycled when fewer
     _rate(float32, spec, timed[:BATCH])  # warm both
     _rate(int8, spec, timed[:BATCH])
     rates: dict[str, list[float]] = {"f32": [], "int8": []}
