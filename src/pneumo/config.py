@@ -14,9 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from pneumo import storage
 from pneumo.errors import ConfigError
+from pneumo.lifecycle_config import OptimizeConfig, PromoteConfig, RegisterConfig
 from pneumo.search_space import SearchRange, TuneConfig
 
-__all__ = ["SearchRange", "TuneConfig"]  # re-exported: every config section is in pneumo.config
+# re-exported: every config section is in pneumo.config
+__all__ = ["OptimizeConfig", "PromoteConfig", "RegisterConfig", "SearchRange", "TuneConfig"]
 
 
 class _Section(BaseModel):
@@ -150,40 +152,6 @@ class EvaluateConfig(_Section):
 
         parse_threshold_rule(self.threshold)  # raises ValueError with the accepted forms
         return self
-
-
-class RegisterConfig(_Section):
-    """`pneumo register`: the ONNX export and the parity check it must pass."""
-
-    name: str = Field("pneumonia", description="Registered model name in MLflow.")
-    parity_images: int = Field(32, ge=1, description="Validation images compared ONNX vs torch.")
-    parity_tolerance: float = Field(1e-4, gt=0.0, description="Max |p_onnx - p_torch|.")
-    opset: int = Field(18, ge=17, description="ONNX opset version.")
-
-
-class PromoteConfig(_Section):
-    """`pneumo promote`: the gate a challenger passes to become champion."""
-
-    max_auroc_drop: float = Field(
-        0.01, ge=0.0, le=1.0, description="Test AUROC may fall this far below the champion's."
-    )
-
-
-class OptimizeConfig(_Section):
-    """`pneumo optimize`: the int8 variant of a registered version and the gate it passes."""
-
-    calibration: Literal["minmax", "percentile", "entropy"] = Field(
-        "minmax", description="How activation ranges are calibrated (ONNX Runtime's methods)."
-    )
-    calibration_images: int = Field(128, ge=1, description="Training images to calibrate on.")
-    max_auroc_drop: float = Field(
-        0.005, ge=0.0, le=1.0, description="Test AUROC may fall this far below float32's."
-    )
-    min_agreement: float = Field(
-        0.99, ge=0.0, le=1.0, description="Share of test decisions that must equal float32's."
-    )
-    n_boot: int = Field(1000, ge=0, description="Resamples for the int8 card's intervals.")
-    seed: int = 0
 
 
 class ExperimentConfig(_Section):

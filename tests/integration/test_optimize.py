@@ -49,6 +49,8 @@ def test_an_int8_variant_is_registered_past_its_gate_and_served(
     assert card["metrics"]["auroc"]["value"] == pytest.approx(gate["auroc_int8"], abs=1e-6)
     assert card["model"]["variant"] == "int8" and card["quantization"]["from_version"] == "1"
     assert card["quantization"]["calibration"]["split"] == "train"
+    page = (Path(result.folder) / "card.html").read_text()
+    assert "Quantisation" in page and "auroc_int8" in page and "float32" in page
     model = onnx.load(str(Path(result.folder) / "model.onnx"))
     ops = {node.op_type for node in model.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: integer kernels at run time

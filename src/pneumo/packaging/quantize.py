@@ -41,9 +41,15 @@ class _Images:
 def quantize_int8(onnx: bytes, calibration: np.ndarray, method: str = "minmax") -> bytes:
     """``onnx`` (a pneumo model file) quantised to int8, its activation ranges calibrated on
     ``calibration`` (uint8 (N, S, S)) by ``method`` (minmax, percentile or entropy)."""
-    import onnx as onnx_lib
-    from onnxruntime import quantization as q
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    try:
+        import onnx as onnx_lib
+        from onnxruntime import quantization as q
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:
+        raise PneumoError(
+            f"int8 quantisation needs the onnx package ({exc.name} is missing)",
+            hint="pip install 'pneumo[train]'",
+        ) from None
 
     if method not in METHODS:
         raise PneumoError(f"calibration method {method!r}: one of {', '.join(METHODS)}")

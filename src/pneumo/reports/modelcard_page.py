@@ -61,6 +61,11 @@ def render_html(card: dict[str, Any], version: str | None = None) -> str:
             "sha256": plain(card.get("model_sha256")),
             "parity": plain(parity.get("max_abs_diff")),
             "parity_images": plain(parity.get("images")),
+            "parity_against": str(parity.get("against") or "PyTorch"),
+            "variant": str(model.get("variant") or "float32"),
+            "quantization": json.dumps(card["quantization"], indent=2)
+            if card.get("quantization")
+            else "",
         },
         preprocessing={
             "steps": str(pre.get("steps", "")),
