@@ -12,6 +12,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+import requests
 
 from pneumo.config import OptimizeConfig
 from pneumo.errors import PneumoError
@@ -19,7 +20,13 @@ from pneumo.packaging.registry import ModelRegistry
 from pneumo.settings import Settings
 from pneumo.stages import optimize as stage
 from tests.conftest import REPO
-from tests.serving_support import NO_TORCH, Registered, build_registered, pytest_env
+from tests.serving_support import (
+    NO_TORCH,
+    Registered,
+    build_registered,
+    pytest_env,
+    running_service,
+)
 
 pytestmark = pytest.mark.slow
 CHAMPION = "models:/pneumonia@champion"
@@ -74,6 +81,19 @@ def test_an_int8_variant_is_registered_past_its_gate_and_served(
     int8 = table.loc[files, "probability"].to_numpy()
     assert np.abs(int8 - float32).max() < 0.05 and table["error"].isna().all()
     assert (table["version"] == result.version).all()
+    # And by the service, with its map, through the same loader (checksum and verification).
+    uri = f"models:/pneumonia/{result.version}"
+    with running_service(own.env, tmp_path / "serve", uri, poll_seconds="0") as service:
+        ready = requests.get(f"{service.url}/readyz", timeout=10).json()
+        with Path(files[0]).open("rb") as f:
+            answer = requests.post(
+                f"{service.url}/v1/explain", files={"file": ("x.png", f)}, timeout=60
+            )
+    assert ready["model"]["version"] == result.version
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["probability"] == pytest.approx(table.loc[files[0], "probability"], abs=1e-6)
+    assert body["explanation"]["overlay_png"]
 
 
 def test_the_gate_refuses_a_variant_calibrated_on_blank_images(
