@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -18,6 +19,10 @@ def serve(
     port: Annotated[int | None, opt("Port (default 8000).")] = None,
 ) -> None:
     """Serve the model over HTTP: REST API, web page, Prometheus metrics, hot swap."""
+    # The service's matrix products are small (the OOD score's neighbours, the drift checks):
+    # one BLAS thread, whose idle pool cannot then spin on the cores ONNX Runtime needs. Read
+    # when numpy loads, so set before it does; an explicit OPENBLAS_NUM_THREADS wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from pneumo.serving.main import run_server
 
     run_server(model=model, host=host, port=port)
