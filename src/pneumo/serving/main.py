@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pneumo.errors import PneumoError
 from pneumo.serving.logs import LOG_CONFIG, configure, event
 from pneumo.settings import ServeSettings, Settings
 
 if TYPE_CHECKING:
     from pneumo.monitoring.records import RecordStore
+
+
+def _port(cfg: ServeSettings) -> int:
+    """PNEUMO_SERVE_PORT; else ``$PORT``, the port serverless container platforms (Scaleway
+    Serverless Containers, Cloud Run, Knative) give the container; else 8000."""
+    given = os.environ.get("PORT")
+    if "PNEUMO_SERVE_PORT" in os.environ or given is None:
+        return cfg.serve_port
+    if not given.isdigit() or not 0 < int(given) < 65536:
+        raise PneumoError(f"PORT={given!r} is not a port number", hint="set PORT to 1-65535")
+    return int(given)
 
 
 def run_server(
@@ -36,7 +49,7 @@ def run_server(
     loaded = load_current(source, cfg)
     app = create_app(cfg, source, loaded, _stores(settings))
     host = host or cfg.serve_host
-    port = cfg.serve_port if port is None else port
+    port = _port(cfg) if port is None else port
     banner = intro or (
         f"serving {loaded.name} v{loaded.version} from {source.description}\n"
         f"  page     http://{host}:{port}/\n  API docs http://{host}:{port}/docs\n"
