@@ -146,6 +146,10 @@ def _quantise(
     int8 = quantize_int8(onnx, calib, cfg.calibration)
     test_rows, test_pixels = _pixels(data, "test", None, cfg.seed, settings)
     labels = test_rows[schema.LABEL].to_numpy(np.int64)
+    if np.unique(labels).size < 2:
+        raise PneumoError(
+            f"the test split of '{data.name}' holds one class only: no AUROC to gate int8 on"
+        )
     gate, p8 = int8_gate.judge(
         _session(onnx), _session(int8), loaded.spec, test_pixels, labels, loaded.threshold,
         cfg.max_auroc_drop, cfg.min_agreement,
