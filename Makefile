@@ -18,7 +18,7 @@ LOCK     = $(UV) pip compile --quiet --generate-hashes --python-platform x86_64-
 PNEUMO_TEST_DATA ?= $(abspath ../shared/data)
 export PNEUMO_TEST_DATA
 
-.PHONY: help install lock demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile bench-explain bench-pointing bench-int8 serve clean
+.PHONY: help install lock demo test lint bench bench-train bench-gpu bench-serve bench-predict bench-tune bench-stream bench-hostile bench-explain bench-pointing bench-int8 bench-cold serve clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -98,6 +98,9 @@ bench-pointing: $(STAMP)  ## the maps on NIH's Pneumonia boxes (pointing game), 
 
 bench-int8: $(STAMP)  ## int8 against float32 per backbone (latency, throughput), same run
 	$(BIN)/python benchmarks/int8_speed.py
+
+bench-cold: $(STAMP)  ## the service's cold start to its first answer, float32 and int8
+	$(BIN)/python benchmarks/cold_start.py
 
 serve: $(STAMP)  ## serve the champion model (after train, register, promote)
 	$(BIN)/pneumo serve
