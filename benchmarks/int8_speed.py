@@ -7,10 +7,10 @@ same run, same images, same threads.
 Each backbone is built with random weights (speed does not depend on them), exported with
 ``export_onnx`` and quantised by :func:`pneumo.packaging.quantize.quantize_int8` (static QDQ,
 per-channel int8 weights, uint8 activations) calibrated on 32 real NIH PNGs, exactly as
-`pneumo optimize` does. Both sessions are built as the service builds them (ONNX Runtime's
-threads sleeping between calls) and measured alternately over --rounds rounds on the same
-decoded images: batch 1 (p50 latency of one call) and batches of 16 (images/s, the median
-round). Targets: >= 1.5x throughput for ResNet-18 and ResNet-50; DenseNet-121 and
+`pneumo optimize` does. Both sessions are built as the service builds them (`ort_session`:
+ONNX Runtime's threads sleeping between calls) and measured alternately over --rounds rounds
+on the same decoded images: batch 1 (p50 latency of one call) and batches of 16 (images/s,
+the median round). Targets: >= 1.5x throughput for ResNet-18 and ResNet-50; DenseNet-121 and
 MobileNetV3 are reported as they come (published int8 gains for DenseNet are about 1.3x).
 The largest probability difference on the images is printed too: a speed figure for a file
 that computes something else would mean nothing (the accuracy gate is `pneumo optimize`'s).
@@ -28,14 +28,6 @@ from bench_support import OPSET, cpu_model, image_files, usable_cores
 
 TARGETS = {"resnet18": 1.5, "resnet50": 1.5}
 BATCH = 16
-
-
-def session(onnx: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
 
 
 def timed(sess: Any, pixels: np.ndarray) -> tuple[float, float]:
@@ -59,6 +51,7 @@ def main() -> None:
     from pneumo.packaging.export import export_onnx
     from pneumo.packaging.quantize import quantize_int8
     from pneumo.preprocess import ImageSpec, PreprocessSpec
+    from pneumo.serving.model import ort_session
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--backbones", default="resnet18,resnet50,densenet121,mobilenet_v3_large")
@@ -80,7 +73,7 @@ def main() -> None:
         model = build_model(backbone, weights="none", num_outputs=1).eval()
         float32 = export_onnx(model, spec, OPSET, backbone)
         int8 = quantize_int8(float32, pixels[:32])
-        sessions = {"f32": session(float32), "int8": session(int8)}
+        sessions = {"f32": ort_session(float32), "int8": ort_session(int8)}
         for sess in sessions.values():
             timed(sess, pixels[:BATCH])  # warm up
         runs: dict[str, list[tuple[float, float]]] = {k: [] for k in sessions}

@@ -95,9 +95,7 @@ def analyse_errors(
 
     if len(pixels) != len(cases):
         raise ValueError(f"{len(cases)} cases but {len(pixels)} images")
-    maps = explain(pixels) if explain is not None and cases else None
-    if explain is not None and not cases:
-        maps = []
+    maps = None if explain is None else explain(pixels) if cases else []
     figure = png(_figure(cases, pixels, maps))
     return ErrorAnalysis(cases, figure, maps, threshold, counts)
 

@@ -100,7 +100,9 @@ class LoadedModel:
         return {"name": self.name, "version": self.version}
 
 
-def _session(onnx: bytes, threads: int, spin: bool) -> Any:
+def ort_session(onnx: bytes, threads: int = 0, spin: bool = False) -> Any:
+    """An ONNX Runtime session built as the service builds its own (threads, spinning, all
+    graph optimisations, CUDA when there is one)."""
     ort = onnxruntime()
 
     options = ort.SessionOptions()
@@ -129,7 +131,7 @@ def load_model(
     except PneumoError as exc:
         raise PackageError(f"{folder}: {exc.message}") from None
     try:
-        session = _session(pkg.onnx, threads, spin)
+        session = ort_session(pkg.onnx, threads, spin)
     except Exception as exc:
         raise PackageError(
             f"{folder}: ONNX Runtime cannot load model.onnx: {exc}".splitlines()[0]

@@ -36,7 +36,6 @@ from pneumo.data.prepared import PreparedData, load_prepared
 from pneumo.data.sources import datasets
 from pneumo.errors import PneumoError
 from pneumo.metrics.summary import summarize
-from pneumo.onnx_runtime import onnxruntime
 from pneumo.packaging import package
 from pneumo.packaging.card_fields import metric_summary
 from pneumo.packaging.mlflow_model import mlflow_files
@@ -44,7 +43,7 @@ from pneumo.packaging.modelcard import ModelCard
 from pneumo.packaging.quantize import quantize_int8
 from pneumo.packaging.registry import CARD_SHA_TAG, CHALLENGER, ModelRegistry
 from pneumo.reports.modelcard_page import render_html as card_page
-from pneumo.serving.model import LoadedModel
+from pneumo.serving.model import LoadedModel, ort_session
 from pneumo.serving.source import RegistrySource
 from pneumo.serving.state import load_version
 from pneumo.settings import ServeSettings, Settings, get_settings
@@ -106,13 +105,6 @@ def _data_of(card: ModelCard, settings: Settings) -> PreparedData:
     return data
 
 
-def _session(onnx: bytes) -> Any:
-    ort = onnxruntime()
-    options = ort.SessionOptions()
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as served
-    return ort.InferenceSession(onnx, options, providers=["CPUExecutionProvider"])
-
-
 def _card(
     loaded: LoadedModel, int8: bytes, gate: int8_gate.Gate, test: dict[str, Any],
     quantization: dict[str, Any], ood: dict[str, Any], parity: dict[str, Any],
@@ -132,6 +124,7 @@ def _card(
 @dataclass(frozen=True)
 class _Variant:
     onnx: bytes
+    session: Any  # ONNX Runtime's, on the int8 file
     gate: int8_gate.Gate
     probabilities: np.ndarray  # the int8 file's, on the test split
     test: Any  # the test split's manifest rows
@@ -144,6 +137,7 @@ def _quantise(
     """The int8 file and its gate's figures; a :class:`PneumoError` when it fails the gate."""
     calib_rows, calib = _pixels(data, "train", cfg.calibration_images, cfg.seed, settings)
     int8 = quantize_int8(onnx, calib, cfg.calibration)
+    session = ort_session(int8)
     test_rows, test_pixels = _pixels(data, "test", None, cfg.seed, settings)
     labels = test_rows[schema.LABEL].to_numpy(np.int64)
     if np.unique(labels).size < 2:
@@ -151,7 +145,7 @@ def _quantise(
             f"the test split of '{data.name}' holds one class only: no AUROC to gate int8 on"
         )
     gate, p8 = int8_gate.judge(
-        _session(onnx), _session(int8), loaded.spec, test_pixels, labels, loaded.threshold,
+        loaded.session, session, loaded.spec, test_pixels, labels, loaded.threshold,
         cfg.max_auroc_drop, cfg.min_agreement,
     )  # fmt: skip
     failed = gate.failures()
@@ -170,7 +164,7 @@ def _quantise(
             "image_ids_sha256": hashlib.sha256(ids.encode()).hexdigest(),
         },
     }  # fmt: skip
-    return _Variant(int8, gate, p8, test_rows, quantization)
+    return _Variant(int8, session, gate, p8, test_rows, quantization)
 
 
 def _files(
@@ -187,7 +181,7 @@ def _files(
     )  # fmt: skip
     summary["dataset"] = data.name
     check = pkg.verification
-    verified = int8_gate.probabilities(_session(variant.onnx), loaded.spec, check.pixels)
+    verified = int8_gate.probabilities(variant.session, loaded.spec, check.pixels)
     parity = {
         "images": len(check.pixels), "split": "val",
         "max_abs_diff": float(np.max(np.abs(verified - check.probabilities))),
